@@ -1,0 +1,113 @@
+"""aiipython: use Pi's model registry, credentials and provider transport from DSPy.
+
+``dspy.configure(lm=aiipython.make_lm())`` is the one line most users need. Importing this
+package is cheap: no litellm, no dspy, no sockets and no Node until first use (the names below
+load their modules on first access).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    AiipythonError,
+    AmbiguousModelError,
+    AuthenticationError,
+    ConfigurationError,
+    ContextWindowExceededError,
+    GatewayClosedError,
+    GatewayError,
+    GatewayExitedError,
+    GatewayInstallError,
+    GatewayProtocolError,
+    GatewayStartError,
+    GatewayUnavailableError,
+    InvalidRequestError,
+    LocalModelError,
+    ModelNotFoundError,
+    NodeNotFoundError,
+    ProviderNotConfiguredError,
+    RateLimitError,
+    RequestTooLargeError,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from ._client import PiGatewayClient, StreamEvent, get_client
+    from ._factory import make_lm
+    from ._gateway import Gateway, close_gateway, get_gateway, start_gateway
+    from ._lm import PiGatewayLM
+    from ._streaming_lm import StreamingLM
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "PiGatewayClient": "._client",
+    "StreamEvent": "._client",
+    "get_client": "._client",
+    "Gateway": "._gateway",
+    "get_gateway": "._gateway",
+    "start_gateway": "._gateway",
+    "close_gateway": "._gateway",
+    "PiGatewayLM": "._lm",
+    "StreamingLM": "._streaming_lm",
+    "make_lm": "._factory",
+}
+
+__all__ = [
+    "make_lm",
+    "PiGatewayLM",
+    "StreamingLM",
+    "PiGatewayClient",
+    "StreamEvent",
+    "get_client",
+    "Gateway",
+    "get_gateway",
+    "start_gateway",
+    "close_gateway",
+    "AiipythonError",
+    "AmbiguousModelError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ContextWindowExceededError",
+    "GatewayClosedError",
+    "GatewayError",
+    "GatewayExitedError",
+    "GatewayInstallError",
+    "GatewayProtocolError",
+    "GatewayStartError",
+    "GatewayUnavailableError",
+    "InvalidRequestError",
+    "LocalModelError",
+    "ModelNotFoundError",
+    "NodeNotFoundError",
+    "ProviderNotConfiguredError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "UpstreamAuthError",
+    "UpstreamError",
+    "UpstreamTimeoutError",
+]
+
+for _name in __all__:
+    _obj = globals().get(_name)
+    if isinstance(_obj, type):
+        _obj.__module__ = "aiipython"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aiipython' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    if isinstance(value, type):
+        value.__module__ = "aiipython"
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

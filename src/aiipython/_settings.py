@@ -1,0 +1,120 @@
+"""Every setting aiipython reads, in one place.
+
+Only this module reads ``AIIPYTHON_*`` and ``PI_CODING_AGENT_DIR``. Values are read at call time
+(never at import) into a frozen :class:`Settings`; an explicit argument wins over the environment,
+which wins over the default. Provider API keys are pi's business and are never read here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["BACKENDS", "Settings", "load_settings", "gateway_env"]
+
+#: Valid values of ``AIIPYTHON_LM_BACKEND`` / ``--lm-backend`` / ``make_lm(backend=...)``.
+BACKENDS = ("auto", "pi", "litellm")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of aiipython's settings (see README "Environment variables")."""
+
+    #: ``AIIPYTHON_LM_BACKEND``: ``auto`` (default), ``pi`` or ``litellm``.
+    lm_backend: str = "auto"
+    #: ``AIIPYTHON_MODEL``: default model name, e.g. ``anthropic/claude-sonnet-4-5``.
+    model: str | None = None
+    #: ``AIIPYTHON_NODE``: path of a Node >= 22.19 to use instead of searching.
+    node: str | None = None
+    #: ``AIIPYTHON_GATEWAY_URL`` + ``AIIPYTHON_GATEWAY_TOKEN``: use a running gateway, spawn none.
+    gateway_url: str | None = None
+    gateway_token: str | None = None
+    #: ``AIIPYTHON_CACHE_DIR``: where node_modules are installed (default: platformdirs cache).
+    cache_dir: Path | None = None
+    #: ``AIIPYTHON_START_TIMEOUT``: seconds a sidecar may take to print its readiness line.
+    start_timeout: float = 60.0
+    #: ``AIIPYTHON_REQUEST_TIMEOUT``: seconds one gateway call may take (upstream timeout).
+    request_timeout: float = 600.0
+    #: ``AIIPYTHON_LOCAL_MODEL``: ``auto`` (start it when installed), ``on`` (must work), ``off``.
+    local_model: str = "auto"
+    #: ``AIIPYTHON_LOCAL_MODEL_PATH``: a GGUF file to serve instead of the packaged SmolLM2.
+    local_model_path: Path | None = None
+    #: ``PI_CODING_AGENT_DIR``: pi's agent dir (default ``~/.pi/agent``), passed to the gateway.
+    pi_agent_dir: Path | None = None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds; unset it or give e.g. 30") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
+    return value
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ValueError(f"{name}={raw!r} is not one of {', '.join(choices)}; set one of them or unset it")
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``env`` (default ``os.environ``) now.
+
+    Raises:
+        ValueError: a variable holds a value it cannot take; the message names it and the fix.
+    """
+    env = os.environ if env is None else env
+    return Settings(
+        lm_backend=_choice(env, "AIIPYTHON_LM_BACKEND", BACKENDS, "auto"),
+        model=env.get("AIIPYTHON_MODEL", "").strip() or None,
+        node=env.get("AIIPYTHON_NODE", "").strip() or None,
+        gateway_url=env.get("AIIPYTHON_GATEWAY_URL", "").strip().rstrip("/") or None,
+        gateway_token=env.get("AIIPYTHON_GATEWAY_TOKEN", "").strip() or None,
+        cache_dir=_path(env, "AIIPYTHON_CACHE_DIR"),
+        start_timeout=_float(env, "AIIPYTHON_START_TIMEOUT", 60.0),
+        request_timeout=_float(env, "AIIPYTHON_REQUEST_TIMEOUT", 600.0),
+        local_model=_choice(env, "AIIPYTHON_LOCAL_MODEL", ("auto", "on", "off"), "auto"),
+        local_model_path=_path(env, "AIIPYTHON_LOCAL_MODEL_PATH"),
+        pi_agent_dir=_path(env, "PI_CODING_AGENT_DIR"),
+    )
+
+
+def gateway_env(
+    settings: Settings,
+    *,
+    token: str,
+    providers_json: str | None = None,
+    node_bin_dir: Path | None = None,
+) -> dict[str, str]:
+    """The environment for the gateway child: ours plus the token and extra providers.
+
+    The token travels in the environment, never on the command line (docs/protocol.md "Launch").
+    Our own ``AIIPYTHON_GATEWAY_URL`` is removed so the child never mistakes itself for a client.
+    """
+    env = dict(os.environ)
+    env.pop("AIIPYTHON_GATEWAY_URL", None)
+    env["AIIPYTHON_GATEWAY_TOKEN"] = token
+    env["AIIPYTHON_GATEWAY_TIMEOUT_MS"] = str(int(settings.request_timeout * 1000))
+    env["PI_OFFLINE"] = "1"
+    if settings.pi_agent_dir is not None:
+        env["PI_CODING_AGENT_DIR"] = str(settings.pi_agent_dir)
+    if providers_json is not None:
+        env["AIIPYTHON_GATEWAY_PROVIDERS"] = providers_json
+    else:
+        env.pop("AIIPYTHON_GATEWAY_PROVIDERS", None)
+    if node_bin_dir is not None:
+        env["PATH"] = f"{node_bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    return env

@@ -1,0 +1,185 @@
+"""A child process that announces readiness with one JSON line and dies with its parent.
+
+The contract (shared by the Node gateway and the local model server): the child writes exactly
+one JSON object line to stdout once it serves, logs to stderr, and exits when its stdin reaches
+EOF. Because the parent holds the only write end of that pipe, the child sees EOF when the parent
+exits for any reason, SIGKILL included, so it cannot be orphaned.
+
+Readiness is read with a deadline from a reader thread (no sleeps, no polling); stderr is drained
+continuously into a bounded tail so a full pipe never stalls the child, and that tail goes into
+start errors.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+__all__ = ["Sidecar", "SidecarStartFailure"]
+
+_STDERR_TAIL_LINES = 60
+
+
+class SidecarStartFailure(Exception):
+    """The child exited or stayed silent before its readiness line (internal; callers re-raise
+    it as their own public error)."""
+
+    def __init__(self, message: str, stderr_tail: str) -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+class Sidecar:
+    """One child process speaking the readiness-line / stdin-EOF contract."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+        redact: Callable[[str], str] = lambda s: s,
+    ) -> None:
+        self.name = name
+        self._argv = list(argv)
+        self._env = dict(env) if env is not None else None
+        self._cwd = str(cwd) if cwd is not None else None
+        self._redact = redact
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
+        self._ready: queue.Queue[str | None] = queue.Queue(maxsize=1)
+        self._lock = threading.Lock()
+        self._closed = False
+        #: The parsed readiness line, once started.
+        self.info: dict[str, Any] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self, timeout: float) -> dict[str, Any]:
+        """Spawn the child and wait up to ``timeout`` seconds for its readiness line.
+
+        Returns:
+            The readiness line as a dict.
+
+        Raises:
+            SidecarStartFailure: the child exited, wrote a line that is not a JSON object, or
+                said nothing within ``timeout``; the child is stopped before raising.
+            OSError: the executable could not be run at all.
+        """
+        self._proc = subprocess.Popen(
+            self._argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self._env,
+            cwd=self._cwd,
+            close_fds=True,
+        )
+        threading.Thread(target=self._drain_stdout, name=f"{self.name}-stdout", daemon=True).start()
+        threading.Thread(target=self._drain_stderr, name=f"{self.name}-stderr", daemon=True).start()
+        deadline = time.monotonic() + timeout
+        try:
+            line = self._ready.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            self.close()
+            raise SidecarStartFailure(
+                f"{self.name} printed no readiness line within {timeout:g} s", self.stderr_tail()
+            ) from None
+        if line is None:
+            code = self._wait_exit(2.0)
+            raise SidecarStartFailure(f"{self.name} exited with code {code} before it was ready", self.stderr_tail())
+        try:
+            info = json.loads(line)
+        except ValueError:
+            info = None
+        if not isinstance(info, dict):
+            self.close()
+            raise SidecarStartFailure(
+                f"{self.name} wrote a readiness line that is not a JSON object: {self._redact(line[:200])!r}",
+                self.stderr_tail(),
+            )
+        self.info = info
+        return info
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Stop the child: close its stdin (it exits by itself), then SIGTERM, then SIGKILL.
+
+        Idempotent and safe from any thread; returns once the process is gone.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        if self._wait_exit(timeout) is None:
+            proc.terminate()
+            if self._wait_exit(timeout) is None:
+                proc.kill()
+                self._wait_exit(timeout)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
+
+    def alive(self) -> bool:
+        """True while the child process exists and is not a zombie (psutil)."""
+        if self._proc is None or self._closed or self._proc.poll() is not None:
+            return False
+        try:
+            return psutil.Process(self._proc.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def stderr_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines the child wrote to stderr, redacted."""
+        tail = list(self._stderr)[-lines:]
+        return self._redact("\n".join(tail))
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _wait_exit(self, timeout: float) -> int | None:
+        assert self._proc is not None
+        try:
+            return self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _drain_stdout(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        first = True
+        for raw in self._proc.stdout:  # splits on LF only
+            if first:
+                first = False
+                self._ready.put(raw.decode("utf-8", "replace").strip())
+            else:  # the contract says nothing more comes; keep it visible rather than lose it
+                self._stderr.append("[stdout] " + raw.decode("utf-8", "replace").rstrip())
+        if first:
+            self._ready.put(None)
+
+    def _drain_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for raw in self._proc.stderr:
+            self._stderr.append(raw.decode("utf-8", "replace").rstrip())
