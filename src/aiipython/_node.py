@@ -299,10 +299,11 @@ def install_gateway(settings: Settings, runtime: NodeRuntime, *, progress: bool 
                 started = time.monotonic()
                 with _Progress("Installing the Pi gateway's npm packages (npm ci)", progress):
                     _run_npm_ci(runtime, root)
-                marker.write_text(
-                    json.dumps({"lock_hash": lock_hash, "node": runtime.version_text,
-                                "seconds": round(time.monotonic() - started, 2)})
-                )
+                record = json.dumps({"lock_hash": lock_hash, "node": runtime.version_text, "pid": os.getpid(),
+                                     "seconds": round(time.monotonic() - started, 2)})
+                with open(base / "installs.log", "a", encoding="utf-8") as log:  # one line per npm ci
+                    log.write(record + "\n")
+                marker.write_text(record)
     return GatewayInstall(root=root, server=_install_sources(src, root), lock_hash=lock_hash)
 
 
