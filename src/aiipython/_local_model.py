@@ -178,6 +178,7 @@ class LocalModelServer:
         ]  # fmt: skip
         # Running the file by path (not -m) keeps ``aiipython/__init__`` (and dspy) out of the child.
         self._sidecar = Sidecar("local model server", argv, env=dict(os.environ))
+        self._drainers: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         state = "alive" if self.alive() else "stopped"
@@ -205,23 +206,30 @@ class LocalModelServer:
         if self._sidecar.pid is not None:
             raise RuntimeError("LocalModelServer.start() was already called; create a new server")
         t0 = time.monotonic()
+        before = set(threading.enumerate())
         try:
             info = self._sidecar.start(timeout)
         except SidecarStartFailure as exc:
-            self._sidecar.close()
-            raise LocalModelError(self._failure(str(exc), exc.stderr_tail), model=LOCAL_MODEL) from exc
+            self._note_drainers(before)
+            self.close()
+            raise LocalModelError(
+                self._failure(str(exc), exc.stderr_tail), model=LOCAL_MODEL, provider=LOCAL_PROVIDER
+            ) from exc
         except OSError as exc:
             raise LocalModelError(
                 f"could not run {sys.executable!r} for the local model server: {exc.strerror or exc}",
                 model=LOCAL_MODEL,
+                provider=LOCAL_PROVIDER,
             ) from exc
+        self._note_drainers(before)
         url = info.get("url")
         if info.get("event") != "ready" or not isinstance(url, str) or not url.startswith("http://127.0.0.1:"):
-            self._sidecar.close()
+            self.close()
             raise LocalModelError(
                 self._failure(f"the local model server announced {info!r}, not a ready 127.0.0.1 URL",
                               self._sidecar.stderr_tail()),
                 model=LOCAL_MODEL,
+                provider=LOCAL_PROVIDER,
             )
         self._root_url = url.rstrip("/")
         self.start_seconds = time.monotonic() - t0
@@ -230,6 +238,7 @@ class LocalModelServer:
     def close(self) -> None:
         """Stop the server (stdin EOF, then SIGTERM, then SIGKILL). Idempotent, thread-safe."""
         self._sidecar.close()
+        self._release_pipes()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -290,6 +299,29 @@ class LocalModelServer:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _note_drainers(self, before: set[threading.Thread]) -> None:
+        """Remember the Sidecar's pipe-reader threads that start() just launched."""
+        prefix = self._sidecar.name + "-"
+        self._drainers = [t for t in threading.enumerate() if t not in before and t.name.startswith(prefix)]
+
+    def _release_pipes(self) -> None:
+        """Close the dead child's stdout/stderr pipe objects once the Sidecar's readers are done.
+
+        Sidecar leaves them to the garbage collector, which closes them with a ResourceWarning
+        (an error under ``-W error``). Closing under a reader still inside ``readline`` would
+        raise in that thread, so wait for EOF first and leave them alone if it does not come.
+        """
+        proc = getattr(self._sidecar, "_proc", None)
+        if proc is None or proc.poll() is None:
+            return
+        for thread in self._drainers:
+            thread.join(timeout=2.0)
+        if any(t.is_alive() for t in self._drainers):
+            return
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
     def _failure(self, what: str, tail: str) -> str:
         msg = f"the local model server for {str(self.model_path)!r} failed to start: {what}"
         return f"{msg}\n--- server stderr (last lines) ---\n{tail}" if tail else msg
@@ -324,6 +356,7 @@ def get_local_model(settings: Settings | None = None) -> LocalModelServer:
             raise LocalModelError(
                 "the local model is disabled (AIIPYTHON_LOCAL_MODEL=off); unset it or set it to auto",
                 model=LOCAL_MODEL,
+                provider=LOCAL_PROVIDER,
             )
         path = find_local_model(settings)
         if path is None:

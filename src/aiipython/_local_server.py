@@ -35,9 +35,12 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m aiipython._local_server", description="Serve a GGUF with llama.cpp on 127.0.0.1 and print one readiness line.")
+    ap = argparse.ArgumentParser(
+        prog="python -m aiipython._local_server",
+        description="Serve a GGUF with llama.cpp on 127.0.0.1 and print one readiness line.",
+    )
     ap.add_argument("--model", required=True, help="path of the GGUF file to serve")
-    ap.add_argument("--alias", default=DEFAULT_ALIAS, help=f"model id the server answers to (default {DEFAULT_ALIAS})")
+    ap.add_argument("--alias", default=DEFAULT_ALIAS, help=f"model id to answer to (default {DEFAULT_ALIAS})")
     ap.add_argument("--ctx", type=int, default=DEFAULT_CTX, help=f"context size in tokens (default {DEFAULT_CTX})")
     ap.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="CPU threads (default 1; keep it 1)")
     ap.add_argument("--n-predict", type=int, default=DEFAULT_N_PREDICT, help="max generated tokens per request")
