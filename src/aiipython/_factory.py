@@ -1,0 +1,191 @@
+"""``make_lm()``: one call that returns the right ``dspy.LM`` for this machine.
+
+Backend: the argument, else ``AIIPYTHON_LM_BACKEND``, else ``auto`` (the Pi gateway when Node, the
+gateway and the model all resolve; otherwise LiteLLM with one warning on the ``aiipython`` logger
+saying why). ``tabminion/*`` always takes LiteLLM. Model: the argument, else ``AIIPYTHON_MODEL``,
+else pi's default, else the first model with credentials, else the embedded local model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import dspy
+
+from . import _errors as E
+from ._settings import BACKENDS, load_settings
+
+__all__ = ["make_lm"]
+
+logger = logging.getLogger("aiipython")
+
+#: The embedded local model's name in pi (docs/LOCAL_MODEL.md); listed when it is installed.
+LOCAL_MODEL = "local/smollm2-135m"
+_GATEWAY_ARGS = ("client", "gateway_url", "gateway_token", "gateway_timeout")
+_LOGIN_HINT = ("log in with `pi` (then /login), or set a provider's API key such as ANTHROPIC_API_KEY or "
+               "OPENAI_API_KEY")
+
+
+_START_FAILURES = (
+    (E.NodeNotFoundError, "no usable Node.js was found"),
+    (E.GatewayInstallError, "installing the Pi gateway's npm packages failed"),
+    (E.GatewayStartError, "the Pi gateway did not start"),
+    (E.GatewayError, "the Pi gateway failed"),
+)
+
+
+class _Fallback(Exception):
+    """Why ``auto`` cannot use the Pi gateway; the message is the reason logged."""
+
+
+def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: Any) -> dspy.LM:
+    """Return a ``dspy.LM`` for ``model`` on the chosen backend.
+
+    Args:
+        model: ``provider/id`` as pi names it (``anthropic/claude-sonnet-4-5``; a ``pi/`` prefix is
+            accepted), or a LiteLLM name on the ``litellm`` backend. Default: ``AIIPYTHON_MODEL``,
+            then pi's default model, then the first model pi has credentials for (a cloud provider
+            before ``local``), then the embedded local model ``local/smollm2-135m``.
+        backend: ``auto`` | ``pi`` | ``litellm``; default ``AIIPYTHON_LM_BACKEND``, else ``auto``.
+        **kwargs: ``dspy.LM`` arguments (``temperature``, ``max_tokens`` in tokens, ``cache``,
+            ``num_retries``, ...). For the Pi backend also ``client``, ``gateway_url`` +
+            ``gateway_token`` and ``gateway_timeout`` (seconds), see :class:`PiGatewayLM`.
+
+    Returns:
+        A :class:`PiGatewayLM` (model ``pi/<provider>/<id>``) or a :class:`StreamingLM`.
+
+    Raises:
+        aiipython.ConfigurationError: an unknown backend (the message lists the valid ones), or
+            no model anywhere (the message says how to log in).
+        aiipython.NodeNotFoundError, GatewayInstallError, GatewayStartError: ``pi`` backend only.
+        aiipython.ModelNotFoundError, AmbiguousModelError: pi does not know the model (``pi``),
+            or several providers have a bare id (both ``pi`` and ``auto``).
+        aiipython.ProviderNotConfiguredError: ``pi`` backend and no credentials for the provider.
+    """
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        raise E.ConfigurationError(str(exc)) from exc
+    chosen = (backend if backend is not None else settings.lm_backend).strip().lower()
+    if chosen not in BACKENDS:
+        raise E.ConfigurationError(f"unknown LM backend {backend!r}; use one of: {', '.join(BACKENDS)}")
+    name = model or settings.model
+    gateway_args = {key: kwargs.pop(key) for key in _GATEWAY_ARGS if key in kwargs}
+    if name and _bare(name).startswith("tabminion/"):
+        return _litellm_lm(_bare(name), kwargs)
+    if chosen == "litellm":
+        if gateway_args:
+            raise E.ConfigurationError(f"{sorted(gateway_args)} configure the Pi gateway, not the litellm backend")
+        if not name:
+            raise E.ConfigurationError("no model for the litellm backend: pass make_lm(model=...) or set "
+                                       "AIIPYTHON_MODEL to a LiteLLM name such as openai/gpt-4o")
+        return _litellm_lm(_bare(name), kwargs)
+    if chosen == "pi":
+        return _pi_lm(name, gateway_args, kwargs, auto=False)
+    try:
+        return _pi_lm(name, gateway_args, kwargs, auto=True)
+    except _Fallback as reason:
+        fallback = name or reason.args[1]
+        if not fallback:
+            raise E.ConfigurationError(
+                f"no model to use: the Pi gateway is unavailable ({reason.args[0]}); pass make_lm(model=...) "
+                "or set AIIPYTHON_MODEL"
+            ) from reason.__cause__
+        fallback = _bare(fallback)
+        logger.warning(
+            "make_lm: using LiteLLM (StreamingLM) for %r because %s. Set AIIPYTHON_LM_BACKEND=pi to make this "
+            "an error, or AIIPYTHON_LM_BACKEND=litellm to choose LiteLLM without this warning.",
+            fallback, reason.args[0],
+        )
+        return _litellm_lm(fallback, kwargs)
+
+
+def _bare(name: str) -> str:
+    return name[3:] if name.startswith("pi/") else name
+
+
+def _litellm_lm(name: str, kwargs: dict[str, Any]) -> dspy.LM:
+    from ._streaming_lm import StreamingLM
+
+    return StreamingLM(name, **kwargs)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return text.strip().splitlines()[0]
+
+
+def _pi_lm(name: str | None, gateway_args: dict[str, Any], kwargs: dict[str, Any], *, auto: bool) -> dspy.LM:
+    from ._lm import AsyncPiGatewayEngine, PiGatewayEngine, PiGatewayLM, _Gateway
+
+    gateway = _Gateway(gateway_args.get("client"), gateway_args.get("gateway_url"), gateway_args.get("gateway_token"))
+    try:
+        client = gateway.client()
+        listing = client.list_models()
+    except E.GatewayError as exc:
+        if not auto:
+            raise
+        reason = next(text for cls, text in _START_FAILURES if isinstance(exc, cls))
+        raise _Fallback(f"{reason}: {_first_line(exc)}", None) from exc
+    full, info = _resolve(name, listing, auto=auto)
+    if not info.get("available"):
+        message = _no_credentials(client, info["provider"])
+        if auto:
+            raise _Fallback(message, full)
+        raise E.ProviderNotConfiguredError(message, model=full, provider=info["provider"])
+    model = "pi/" + full
+    timeout = gateway_args.get("gateway_timeout")
+    engine = PiGatewayEngine(model, timeout=timeout, model_info=info, _gateway=gateway)
+    async_engine = AsyncPiGatewayEngine(model, timeout=timeout, _gateway=gateway)
+    return PiGatewayLM(model, engine=engine, async_engine=async_engine, **kwargs)
+
+
+def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tuple[str, dict[str, Any]]:
+    """(``provider/id``, its ``/models`` entry) for ``name`` or the default model."""
+    models: list[dict[str, Any]] = [m for m in listing.get("models") or [] if isinstance(m, dict)]
+    by_name = {f"{m.get('provider')}/{m.get('id')}": m for m in models}
+    if name:
+        wanted = _bare(name)
+        if wanted in by_name:
+            return wanted, by_name[wanted]
+        same_id = [full for full, m in by_name.items() if m.get("id") == wanted]
+        if len(same_id) == 1:
+            return same_id[0], by_name[same_id[0]]
+        if len(same_id) > 1:
+            raise E.AmbiguousModelError(f"several providers have the model {wanted!r}: {', '.join(same_id)}; "
+                                        "name one as provider/id", model=wanted, candidates=same_id)
+        close = difflib.get_close_matches(wanted, list(by_name), n=5, cutoff=0.5)
+        message = f"pi does not know the model {wanted!r}" + (f" (close: {', '.join(close)})" if close else "")
+        if auto:
+            raise _Fallback(message, wanted)
+        raise E.ModelNotFoundError(message + "; `aiipython models` lists the models pi knows",
+                                   model=wanted, candidates=close)
+    default = listing.get("default_model")
+    if isinstance(default, Mapping) and f"{default.get('provider')}/{default.get('id')}" in by_name:
+        full = f"{default['provider']}/{default['id']}"
+        return full, by_name[full]
+    available = [full for full, m in by_name.items() if m.get("available")]
+    cloud = [full for full in available if not full.startswith("local/")]
+    local = [full for full in by_name if full.startswith("local/")]
+    for candidates in (cloud, [LOCAL_MODEL] if LOCAL_MODEL in by_name else [], local):
+        if candidates:
+            return candidates[0], by_name[candidates[0]]
+    raise E.ConfigurationError(
+        f"no model to use: pi has no credentials for any provider and the local model is not installed. To fix: "
+        f"{_LOGIN_HINT}; or pass make_lm(model=...) / set AIIPYTHON_MODEL"
+    )
+
+
+def _no_credentials(client: Any, provider: str) -> str:
+    env_vars: list[str] = []
+    try:
+        status = client.auth_status()
+        entry = next((p for p in status.get("providers") or [] if p.get("provider") == provider), {})
+        env_vars = [str(v) for v in entry.get("env_vars") or []]
+    except E.GatewayError:
+        pass  # the hint below is still right, only less specific
+    how = f"set {' or '.join(env_vars)}" if env_vars else "add an apiKey for it in pi's models.json"
+    return f"pi has no credentials for provider {provider!r} (log in with `pi` then /login, or {how})"
