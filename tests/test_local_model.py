@@ -41,10 +41,12 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _local_model_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Runs after conftest's ``_clean_env`` (which turns the local model off): turn it on here."""
     for name in list(os.environ):
-        if name.startswith("AIIPYTHON_"):
+        if name.startswith("AIIPYTHON_LOCAL_MODEL"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("AIIPYTHON_LOCAL_MODEL", "on")
     monkeypatch.setenv("DSPY_CACHEDIR", str(tmp_path / "dspy-cache"))
 
 
