@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,13 +16,8 @@ from dspy import lm15
 from dspy.utils import exceptions as dx
 
 from aiipython import _errors as E
-from aiipython._lm import (
-    AsyncPiGatewayEngine,
-    PiGatewayEngine,
-    PiGatewayLM,
-    request_body,
-    response_from_message,
-)
+from aiipython._lm import AsyncPiGatewayEngine, PiGatewayEngine, PiGatewayLM
+from aiipython._lm_convert import request_body, response_from_message
 
 MODEL_INFO = {
     "provider": "fake", "id": "m", "name": "M", "api": "openai-completions", "reasoning": True,
@@ -55,7 +49,8 @@ def chat_frames(answer: str) -> list[Frame]:
     final = message(text(answer))
     frames = [Frame("start", {"model": {"provider": "fake", "id": "m"}}), Frame("text_start", {"contentIndex": 0})]
     frames += [Frame("text_delta", {"contentIndex": 0, "delta": answer[i:i + 7]}) for i in range(0, len(answer), 7)]
-    frames += [Frame("text_end", {"contentIndex": 0}), Frame("done", {"reason": "stop", "message": final, "duration_ms": 1.0})]
+    frames += [Frame("text_end", {"contentIndex": 0}),
+               Frame("done", {"reason": "stop", "message": final, "duration_ms": 1.0})]
     return frames
 
 

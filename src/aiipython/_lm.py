@@ -3,411 +3,23 @@
 DSPy owns cache, retries, ``n``, history and streaming; :class:`PiGatewayEngine` and
 :class:`AsyncPiGatewayEngine` make one attempt per ``dspy.lm15.Request`` over
 :class:`~aiipython._client.PiGatewayClient` (``/lm/complete``, ``/lm/stream``; docs/protocol.md).
-What the gateway cannot carry raises ``dspy.lm15.UnsupportedFeatureError`` naming it; gateway
-errors become ``dspy.lm15`` errors so DSPy retries rate limits, timeouts and upstream 5xx.
+Conversions live in ``_lm_convert``: what the gateway cannot carry raises
+``dspy.lm15.UnsupportedFeatureError``; gateway errors become ``dspy.lm15`` errors, so DSPy retries
+rate limits, timeouts and upstream 5xx.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import dspy
-from dspy import lm15
 
 from . import _errors as E
+from ._lm_convert import MODEL_PREFIX, StreamMapper, mapped_errors, pi_model_name, request_body, response_from_message
 
-__all__ = ["PiGatewayLM", "PiGatewayEngine", "AsyncPiGatewayEngine", "MODEL_PREFIX", "pi_model_name"]
-
-#: Every PiGatewayLM model string starts with this: ``pi/<provider>/<id>``.
-MODEL_PREFIX = "pi/"
-
-# pi's thinking levels (docs/protocol.md options.reasoning); lm15's "max" has no pi level.
-_PI_LEVELS = frozenset({"off", "minimal", "low", "medium", "high", "xhigh"})
-_FINISH = {"stop": "stop", "length": "length", "toolUse": "tool_call"}
-# Request.config fields the gateway has no option for (pi's streamSimple has no top_p/seed/...).
-_UNCARRIED_CONFIG = (
-    "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty", "response_format", "cache",
-    "service_tier", "user_id", "store", "logprobs", "probabilities", "extensions",
-)
-_CONFIG_DEFAULTS = {"stop": (), "extensions": None}
-
-
-def pi_model_name(model: str) -> str:
-    """``pi/<provider>/<id>`` or ``<provider>/<id>`` -> ``<provider>/<id>`` (what the gateway takes).
-
-    Raises:
-        aiipython.ConfigurationError: the name has no ``<provider>/`` part or no id.
-    """
-    name = model[len(MODEL_PREFIX):] if model.startswith(MODEL_PREFIX) else model
-    provider, _, model_id = name.partition("/")
-    if not provider or not model_id:
-        raise E.ConfigurationError(
-            f"model {model!r} is not 'pi/<provider>/<id>' (e.g. 'pi/anthropic/claude-sonnet-4-5'); "
-            "`aiipython models` lists the names pi knows"
-        )
-    return name
-
-
-# ---------------------------------------------------------------------------------------------
-# errors: aiipython -> dspy.lm15 (DSPy projects lm15 errors to its own; engines/errors.py)
-
-
-def _lm15_error(exc: Exception) -> Exception | None:
-    """The ``dspy.lm15`` error for an aiipython/httpx failure, or None to let it through."""
-    import httpx
-
-    if isinstance(exc, lm15.LM15Error):
-        return None
-    if isinstance(exc, httpx.TransportError):
-        # The client should have mapped it; never copy its text (it may hold a URL with a token).
-        return lm15.TransportError(f"could not reach the Pi gateway ({type(exc).__name__})", provider="pi")
-    if not isinstance(exc, E.AiipythonError):
-        return None
-    meta: dict[str, Any] = {
-        "provider": exc.provider or "pi",
-        "status": exc.status,
-        "request_id": exc.request_id,
-        "provider_code": exc.code,
-    }
-    message = exc.message
-    login = "log in with `pi` (then /login) or set the provider's API key variable; `aiipython auth status` shows what pi sees"
-    err: lm15.LM15Error
-    if isinstance(exc, E.ContextWindowExceededError):
-        err = lm15.ContextLengthError(message, **meta)
-    elif isinstance(exc, E.RateLimitError):
-        err = lm15.RateLimitError(message, retry_after=exc.retry_after, **meta)
-    elif isinstance(exc, E.UpstreamAuthError):
-        err = lm15.AuthError(message, credential_hint=login, **meta)
-    elif isinstance(exc, E.UpstreamError):
-        err = lm15.ServerError(message, **meta)
-    elif isinstance(exc, E.UpstreamTimeoutError):
-        err = lm15.TimeoutError(message, **meta)
-    elif isinstance(exc, E.ProviderNotConfiguredError):
-        err = lm15.NotConfiguredError(message, credential_hint=login, **meta)
-    elif isinstance(exc, E.ModelNotFoundError):
-        err = lm15.UnsupportedModelError(message, **meta)
-    elif isinstance(exc, E.AmbiguousModelError):
-        err = lm15.AmbiguousModelError(message, model=exc.model or "", providers=tuple(exc.candidates), **meta)
-    elif isinstance(exc, (E.InvalidRequestError, E.RequestTooLargeError)):
-        err = lm15.InvalidRequestError(message, **meta)
-    elif isinstance(exc, (E.GatewayExitedError, E.GatewayUnavailableError)):
-        err = lm15.TransportError(message, **meta)  # the gateway restarts: worth a retry
-    elif isinstance(exc, (E.ConfigurationError, E.GatewayStartError, E.GatewayClosedError, E.AuthenticationError)):
-        err = lm15.ConfigurationError(message, **meta)
-    elif exc.status is not None and exc.status >= 500 and not isinstance(exc, E.GatewayProtocolError):
-        err = lm15.ServerError(message, **meta)
-    else:
-        err = lm15.ProviderError(message, **meta)
-    if exc.candidates and not hasattr(err, "candidates"):
-        err.candidates = tuple(exc.candidates)  # type: ignore[attr-defined]
-    return err
-
-
-@contextmanager
-def _mapped_errors() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        mapped = _lm15_error(exc)
-        if mapped is None:
-            raise
-        raise mapped from exc
-
-
-def _unsupported(feature: str, why: str) -> lm15.UnsupportedFeatureError:
-    return lm15.UnsupportedFeatureError(
-        f"the Pi gateway cannot carry {feature}: {why}", feature=feature, provider="pi"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# request: lm15 Request -> OpenAI chat messages/tools + gateway options (docs/protocol.md)
-
-
-def _text_of(parts: tuple[Any, ...], where: str) -> str:
-    texts = []
-    for index, part in enumerate(parts):
-        if not isinstance(part, lm15.TextPart):
-            raise _unsupported(f"{where}[{index}]", f"a {part.type} part here; only text is carried")
-        texts.append(part.text)
-    return "".join(texts)
-
-
-def _image(part: Any, where: str) -> dict[str, Any]:
-    if part.detail not in (None, "auto"):
-        raise _unsupported(f"{where}.detail", "pi has no image detail setting")
-    if part.data is not None:
-        url = f"data:{part.media_type};base64,{part.data}"
-    elif part.url is not None:
-        url = part.url  # the gateway decides about remote URLs (refused unless enabled)
-    else:
-        raise _unsupported(where, "an image by file id or path; send it inline (base64 data)")
-    return {"type": "image_url", "image_url": {"url": url}}
-
-
-def _user_content(message: Any, where: str) -> str | list[dict[str, Any]]:
-    if all(isinstance(p, lm15.TextPart) for p in message.parts):
-        return "".join(p.text for p in message.parts)
-    content: list[dict[str, Any]] = []
-    for index, part in enumerate(message.parts):
-        if isinstance(part, lm15.TextPart):
-            content.append({"type": "text", "text": part.text})
-        elif isinstance(part, lm15.ImagePart):
-            content.append(_image(part, f"{where}.parts[{index}]"))
-        else:
-            raise _unsupported(f"{where}.parts[{index}]", f"{part.type} input; text and images are carried")
-    return content
-
-
-def _assistant(message: Any, where: str) -> dict[str, Any]:
-    texts: list[str] = []
-    thinking: list[str] = []
-    calls: list[dict[str, Any]] = []
-    for index, part in enumerate(message.parts):
-        if isinstance(part, lm15.TextPart):
-            texts.append(part.text)
-        elif isinstance(part, lm15.ThinkingPart):
-            thinking.append(part.text)
-        elif isinstance(part, lm15.ToolCallPart):
-            calls.append({
-                "id": part.id,
-                "type": "function",
-                "function": {"name": part.name, "arguments": json.dumps(part.input)},
-            })
-        else:
-            raise _unsupported(f"{where}.parts[{index}]", f"an assistant {part.type} part")
-    row: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
-    if thinking:
-        row["reasoning_content"] = "".join(thinking)
-    if calls:
-        row["tool_calls"] = calls
-    return row
-
-
-def _tool_rows(message: Any, where: str) -> list[dict[str, Any]]:
-    rows = []
-    for index, part in enumerate(message.parts):
-        here = f"{where}.parts[{index}]"
-        if part.is_error:
-            raise _unsupported(f"{here}.is_error", "the OpenAI tool message has no error flag; put the error in the text")
-        rows.append({"role": "tool", "tool_call_id": part.id, "content": _text_of(part.content, f"{here}.content")})
-    return rows
-
-
-def _tool_choice(choice: Any) -> str | dict[str, Any]:
-    if choice.parallel is False:
-        raise _unsupported("config.tool_choice.parallel", "pi has no switch to forbid parallel tool calls")
-    if not choice.allowed:
-        return str(choice.mode)
-    if choice.mode == "required" and len(choice.allowed) == 1:
-        return {"type": "function", "function": {"name": choice.allowed[0]}}
-    raise _unsupported("config.tool_choice.allowed", "only one required tool (or none) can be named")
-
-
-def _options(config: Any) -> dict[str, Any]:
-    for name in _UNCARRIED_CONFIG:
-        value = getattr(config, name)
-        if value != _CONFIG_DEFAULTS.get(name):
-            what = f" ({', '.join(sorted(value))})" if name == "extensions" else ""
-            raise _unsupported(f"config.{name}", f"pi's model calls take temperature, max_tokens, stop, "
-                               f"tool_choice and reasoning only{what}")
-    options: dict[str, Any] = {}
-    if config.temperature is not None:
-        options["temperature"] = config.temperature
-    if config.max_tokens is not None:
-        options["max_tokens"] = config.max_tokens
-    if config.stop:
-        options["stop"] = list(config.stop)
-    if config.tool_choice is not None:
-        options["tool_choice"] = _tool_choice(config.tool_choice)
-    reasoning = config.reasoning
-    if reasoning is not None:
-        if reasoning.effort not in _PI_LEVELS:
-            raise _unsupported("config.reasoning.effort", f"{reasoning.effort!r} is not a pi thinking level "
-                               f"({', '.join(sorted(_PI_LEVELS))})")
-        if reasoning.thinking_budget is not None:
-            raise _unsupported("config.reasoning.thinking_budget", "pi sets budgets from the thinking level")
-        if reasoning.summary not in (None, "auto"):
-            raise _unsupported("config.reasoning.summary", "pi has no summary detail setting")
-        options["reasoning"] = reasoning.effort
-    return options
-
-
-def request_body(request: Any) -> dict[str, Any]:
-    """A ``dspy.lm15.Request`` -> the ``/lm/complete`` body ``{model, messages, tools?, options?}``.
-
-    Raises:
-        dspy.lm15.UnsupportedFeatureError: a part, tool or setting the gateway cannot carry;
-            ``feature`` names its path (e.g. ``config.top_p``).
-    """
-    messages: list[dict[str, Any]] = []
-    if request.system is not None:
-        system = request.system if isinstance(request.system, str) else _text_of(request.system, "system")
-        messages.append({"role": "system", "content": system})
-    for index, message in enumerate(request.messages):
-        where = f"messages[{index}]"
-        if message.role in ("user", "developer"):
-            content = _user_content(message, where)
-            if message.role == "developer" and not isinstance(content, str):
-                raise _unsupported(where, "images in a developer message")
-            messages.append({"role": message.role, "content": content})
-        elif message.role == "assistant":
-            messages.append(_assistant(message, where))
-        elif message.role == "tool":
-            messages.extend(_tool_rows(message, where))
-        else:  # pragma: no cover - lm15 validates roles
-            raise _unsupported(where, f"role {message.role!r}")
-    tools = []
-    for index, tool in enumerate(request.tools):
-        if not isinstance(tool, lm15.FunctionTool):
-            raise _unsupported(f"tools[{index}]", f"the provider-hosted tool {tool.name!r}; only function tools")
-        function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
-        if tool.description is not None:
-            function["description"] = tool.description
-        tools.append({"type": "function", "function": function})
-    body: dict[str, Any] = {"model": pi_model_name(request.model), "messages": messages}
-    if tools:
-        body["tools"] = tools
-    options = _options(request.config)
-    if options:
-        body["options"] = options
-    return body
-
-
-# ---------------------------------------------------------------------------------------------
-# response: pi AssistantMessage -> lm15 Response
-
-
-def _usage(raw: Mapping[str, Any] | None) -> Any:
-    """pi usage -> lm15 Usage; DESIGN.md "Usage numbers" (input counts cached tokens too)."""
-    raw = raw or {}
-    cache_read = int(raw.get("cacheRead") or 0)
-    cache_write = int(raw.get("cacheWrite") or 0)
-    inputs = int(raw.get("input") or 0) + cache_read + cache_write
-    outputs = int(raw.get("output") or 0)
-    return lm15.Usage(
-        input_tokens=inputs,
-        output_tokens=outputs,
-        total_tokens=inputs + outputs,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-    )
-
-
-def _finish(stop_reason: Any) -> str:
-    try:
-        return _FINISH[stop_reason]
-    except (KeyError, TypeError):
-        raise lm15.ProviderError(
-            f"the Pi gateway answered stopReason {stop_reason!r}, which docs/protocol.md does not allow",
-            provider="pi",
-        ) from None
-
-
-def _provider_data(message: Mapping[str, Any], duration_ms: Any) -> dict[str, Any]:
-    usage = message.get("usage") or {}
-    cost = usage.get("cost") or {}
-    data = {
-        "stop_reason": message.get("stopReason"),
-        "cost_usd": cost.get("total"),
-        "cost": dict(cost),
-        "api": message.get("api"),
-        "provider": message.get("provider"),
-        "model": message.get("model"),
-        "response_id": message.get("responseId"),
-        "duration_ms": duration_ms,
-    }
-    return {key: value for key, value in data.items() if value is not None}
-
-
-def _model_label(message: Mapping[str, Any], fallback: str) -> str:
-    provider, model = message.get("provider"), message.get("model")
-    return f"{provider}/{model}" if provider and model else fallback
-
-
-def response_from_message(message: Mapping[str, Any], *, model: str, duration_ms: float | None = None) -> Any:
-    """pi's ``AssistantMessage`` (``/lm/complete`` ``message``) -> ``dspy.lm15.Response``.
-
-    Thinking blocks become ``ThinkingPart``, text ``TextPart``, tool calls ``ToolCallPart`` (in
-    order); usage is in tokens; ``provider_data`` holds ``stop_reason`` and ``cost_usd`` (dollars).
-    """
-    parts: list[Any] = []
-    for index, block in enumerate(message.get("content") or []):
-        kind = block.get("type") if isinstance(block, Mapping) else None
-        if kind == "text":
-            parts.append(lm15.TextPart(block.get("text") or ""))
-        elif kind == "thinking":
-            parts.append(lm15.ThinkingPart(block.get("thinking") or ""))
-        elif kind == "toolCall":
-            arguments = block.get("arguments")
-            parts.append(lm15.ToolCallPart(
-                id=block.get("id") or f"call_{index}",
-                name=block["name"],
-                input=arguments if isinstance(arguments, dict) else {},
-            ))
-        else:
-            raise lm15.ProviderError(f"the Pi gateway answered a content block of type {kind!r}", provider="pi")
-    return lm15.Response(
-        id=message.get("responseId") or None,
-        model=_model_label(message, model),
-        message=lm15.Message.assistant(parts or [lm15.TextPart("")]),
-        finish_reason=_finish(message.get("stopReason")),
-        usage=_usage(message.get("usage")),
-        provider_data=_provider_data(message, duration_ms),
-    )
-
-
-class _StreamMapper:
-    """Gateway SSE frames -> lm15 stream events: one start, deltas, one end (on ``done``)."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.started = False
-        self.calls: dict[int, dict[str, Any]] = {}
-
-    def feed(self, kind: str, data: Mapping[str, Any]) -> Iterator[Any]:
-        if not self.started:
-            self.started = True
-            started = data.get("model") if kind == "start" else None
-            label = f"{started['provider']}/{started['id']}" if isinstance(started, Mapping) else self.model
-            yield lm15.StreamStartEvent(model=label)
-            if kind == "start":
-                return
-        index = int(data.get("contentIndex") or 0)
-        if kind == "text_delta":
-            yield lm15.StreamDeltaEvent(lm15.TextDelta(data.get("delta") or "", part_index=index))
-        elif kind == "thinking_delta":
-            yield lm15.StreamDeltaEvent(lm15.ThinkingDelta(data.get("delta") or "", part_index=index))
-        elif kind == "toolcall_start":
-            # The call's name and id go out at once; its arguments when pi has parsed them
-            # (toolcall_end), so the assembled call is exactly what /lm/complete would return.
-            yield lm15.StreamDeltaEvent(lm15.ToolCallDelta("", part_index=index, id=data.get("id") or None,
-                                                           name=data.get("name") or None))
-        elif kind == "toolcall_end":
-            call = data.get("toolCall") or {}
-            arguments = call.get("arguments") if isinstance(call.get("arguments"), dict) else {}
-            yield lm15.StreamDeltaEvent(lm15.ToolCallDelta(json.dumps(arguments), part_index=index,
-                                                           id=call.get("id") or None, name=call.get("name") or None))
-        elif kind == "done":
-            message = data.get("message") or {}
-            yield lm15.StreamEndEvent(
-                finish_reason=_finish(data.get("reason") or message.get("stopReason")),
-                usage=_usage(message.get("usage")),
-                provider_data=_provider_data(message, data.get("duration_ms")),
-            )
-        elif kind in ("start", "text_start", "text_end", "thinking_start", "thinking_end", "toolcall_delta"):
-            return
-        else:
-            raise lm15.ProviderError(f"the Pi gateway sent a stream event {kind!r} docs/protocol.md does not define",
-                                     provider="pi")
-
-
-# ---------------------------------------------------------------------------------------------
-# engines
+__all__ = ["PiGatewayLM", "PiGatewayEngine", "AsyncPiGatewayEngine"]
 
 
 class _Gateway:
@@ -443,11 +55,11 @@ class _Gateway:
         """The ``/models`` entry for ``provider/id``, or None when pi does not know it (cached)."""
         if model in self._models:
             return self._models[model]
-        with _mapped_errors():
+        with mapped_errors():
             listing = self.client().list_models()
         provider, _, model_id = model.partition("/")
-        found = next((m for m in listing.get("models") or [] if m.get("provider") == provider and m.get("id") == model_id),
-                     None)
+        models = listing.get("models") or []
+        found = next((m for m in models if m.get("provider") == provider and m.get("id") == model_id), None)
         with self._lock:
             self._models[model] = found
         return found
@@ -546,14 +158,14 @@ class PiGatewayEngine(_EngineBase):
 
     def complete(self, request: Any) -> Any:
         args, kwargs = self._call_args(self._body(request))
-        with _mapped_errors():
+        with mapped_errors():
             reply = self._gateway.client().complete(*args, **kwargs)
         return response_from_message(reply["message"], model=args[0], duration_ms=reply.get("duration_ms"))
 
     def stream(self, request: Any) -> Iterator[Any]:
         args, kwargs = self._call_args(self._body(request))
-        mapper = _StreamMapper(args[0])
-        with _mapped_errors():
+        mapper = StreamMapper(args[0])
+        with mapped_errors():
             events = self._gateway.client().stream(*args, **kwargs)
             try:
                 for event in events:
@@ -573,14 +185,14 @@ class AsyncPiGatewayEngine(_EngineBase):
 
     async def complete(self, request: Any) -> Any:
         args, kwargs = self._call_args(self._body(request))
-        with _mapped_errors():
+        with mapped_errors():
             reply = await self._gateway.client().acomplete(*args, **kwargs)
         return response_from_message(reply["message"], model=args[0], duration_ms=reply.get("duration_ms"))
 
     async def stream(self, request: Any) -> AsyncIterator[Any]:
         args, kwargs = self._call_args(self._body(request))
-        mapper = _StreamMapper(args[0])
-        with _mapped_errors():
+        mapper = StreamMapper(args[0])
+        with mapped_errors():
             events = self._gateway.client().astream(*args, **kwargs)
             try:
                 async for event in events:
