@@ -3,8 +3,6 @@ happy path). Assertions are about shape, never about what the 135M model says.""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -31,8 +29,7 @@ from aiipython._local_model import (
     local_model_missing_reason,
 )
 from aiipython._settings import Settings
-
-_PR_SET_CHILD_SUBREAPER = 36
+from procutil import gone_within, subreaper
 
 pytestmark = pytest.mark.skipif(
     find_local_model(Settings()) is None,
@@ -72,22 +69,6 @@ def _server_children() -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             pass
     return found
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """True if ``pid`` ended within ``timeout`` s (a zombie waiting for its reaper counts as ended)."""
-    try:
-        proc = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return True
-    try:
-        proc.wait(timeout=timeout)
-        return True
-    except psutil.TimeoutExpired:
-        try:
-            return proc.status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
 
 
 # -- happy path -------------------------------------------------------------------------------
@@ -200,7 +181,7 @@ def test_killed_server_is_replaced(http: httpx.Client) -> None:
     old_pid = first.pid
     assert old_pid is not None
     os.kill(old_pid, signal.SIGKILL)
-    assert _wait_gone(old_pid, 5)
+    assert gone_within(old_pid, 5)
     assert not first.alive()
     second = get_local_model()
     assert second is not first and second.alive() and second.pid != old_pid
@@ -239,24 +220,8 @@ def test_close_stops_the_server() -> None:
     assert pid is not None
     close_local_model()
     assert not server.alive()
-    assert _wait_gone(pid, 2)
+    assert gone_within(pid, 2)
     server.close()  # idempotent
-
-
-@contextlib.contextmanager
-def _subreaper() -> Iterator[bool]:
-    """Make this process the reaper of orphaned descendants (Linux), so an orphan's exit is seen
-    at once instead of after PID 1 gets round to reaping it (seconds in some containers)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        ok = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        ok = False
-    try:
-        yield ok
-    finally:
-        if ok:
-            libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 def test_server_dies_with_sigkilled_parent() -> None:
@@ -267,7 +232,7 @@ def test_server_dies_with_sigkilled_parent() -> None:
         "sys.stdin.read()\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIIPYTHON_")}
-    with _subreaper() as reaping:
+    with subreaper() as reaping:
         parent = subprocess.Popen(
             [sys.executable, "-c", code],
             stdin=subprocess.PIPE,
@@ -289,7 +254,7 @@ def test_server_dies_with_sigkilled_parent() -> None:
             if reaping:  # the orphan is now our child: wait() reaps it and gives its exit code
                 assert server.wait(timeout=2) == 0, "the server did not exit by itself at stdin EOF"
             else:
-                assert _wait_gone(server.pid, 2), "the local model server outlived its SIGKILLed parent"
+                assert gone_within(server.pid, 2), "the local model server outlived its SIGKILLed parent"
         finally:
             if parent.poll() is None:
                 parent.kill()

@@ -309,7 +309,7 @@ def install_gateway(settings: Settings, runtime: NodeRuntime, *, progress: bool 
 
 def _install_sources(src: Path, root: Path) -> Path:
     """Copy node_gateway/ into ``root/app-<hash>/`` once (atomic rename); return server.mjs."""
-    files = _source_files(src)
+    files = [src / "package.json", *_source_files(src)]  # server.mjs reads ../package.json
     app = root / f"app-{_sha256(*files)[:12] if files else 'empty'}"
     server = app / "node_gateway" / "server.mjs"
     if server.is_file():

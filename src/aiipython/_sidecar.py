@@ -97,6 +97,7 @@ class Sidecar:
             ) from None
         if line is None:
             code = self._wait_exit(2.0)
+            self.close()
             raise SidecarStartFailure(f"{self.name} exited with code {code} before it was ready", self.stderr_tail())
         try:
             info = json.loads(line)
@@ -134,6 +135,14 @@ class Sidecar:
                 proc.kill()
                 self._wait_exit(timeout)
 
+    def _release_stdin(self) -> None:
+        """Close our end of the child's stdin once it has exited (no ResourceWarning)."""
+        if self._proc is not None and self._proc.stdin is not None and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+
     # -- state ---------------------------------------------------------------------------------
 
     @property
@@ -142,11 +151,17 @@ class Sidecar:
 
     @property
     def returncode(self) -> int | None:
-        return self._proc.poll() if self._proc is not None else None
+        code = self._proc.poll() if self._proc is not None else None
+        if code is not None:
+            self._release_stdin()
+        return code
 
     def alive(self) -> bool:
         """True while the child process exists and is not a zombie (psutil)."""
-        if self._proc is None or self._closed or self._proc.poll() is not None:
+        if self._proc is None or self._closed:
+            return False
+        if self._proc.poll() is not None:
+            self._release_stdin()
             return False
         try:
             return psutil.Process(self._proc.pid).status() != psutil.STATUS_ZOMBIE
@@ -170,16 +185,18 @@ class Sidecar:
     def _drain_stdout(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
         first = True
-        for raw in self._proc.stdout:  # splits on LF only
-            if first:
-                first = False
-                self._ready.put(raw.decode("utf-8", "replace").strip())
-            else:  # the contract says nothing more comes; keep it visible rather than lose it
-                self._stderr.append("[stdout] " + raw.decode("utf-8", "replace").rstrip())
+        with self._proc.stdout as stream:  # closed at EOF: no pipe outlives the child
+            for raw in stream:  # splits on LF only
+                if first:
+                    first = False
+                    self._ready.put(raw.decode("utf-8", "replace").strip())
+                else:  # the contract says nothing more comes; keep it visible rather than lose it
+                    self._stderr.append("[stdout] " + raw.decode("utf-8", "replace").rstrip())
         if first:
             self._ready.put(None)
 
     def _drain_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
-        for raw in self._proc.stderr:
-            self._stderr.append(raw.decode("utf-8", "replace").rstrip())
+        with self._proc.stderr as stream:
+            for raw in stream:
+                self._stderr.append(raw.decode("utf-8", "replace").rstrip())
