@@ -75,7 +75,8 @@ def test_react_with_a_tool(lm, fake_upstream):
         return f"sunny in {city}"
 
     fake_upstream.enqueue(
-        Reply(fields(next_thought="Check the weather.", next_tool_name="get_weather", next_tool_args='{"city": "Paris"}')),
+        Reply(fields(next_thought="Check the weather.", next_tool_name="get_weather",
+                     next_tool_args='{"city": "Paris"}')),
         Reply(fields(next_thought="I know it.", next_tool_name="finish", next_tool_args="{}")),
         Reply(fields(reasoning="The tool said sunny.", answer="Sunny")),
     )
@@ -140,7 +141,8 @@ async def test_streamify_chunks_before_the_prediction(lm, client, fake_upstream)
             seen.append(item)
     chunks = [s for s in seen if isinstance(s, dspy.streaming.StreamResponse)]
     assert len(chunks) > 1
-    assert isinstance(seen[-1], dspy.Prediction) and all(isinstance(s, dspy.streaming.StreamResponse) for s in seen[:-1])
+    assert isinstance(seen[-1], dspy.Prediction)
+    assert all(isinstance(s, dspy.streaming.StreamResponse) for s in seen[:-1])
     assert "".join(c.chunk for c in chunks).strip() == answer
     assert seen[-1].answer == answer
     assert fake_upstream.requests[0]["stream"] is True
@@ -160,7 +162,8 @@ def test_evaluate_with_eight_threads(lm, fake_upstream):
     examples = [dspy.Example(question=f"Question {i}?", answer="42").with_inputs("question") for i in range(16)]
     with dspy.context(lm=lm):
         evaluate = dspy.Evaluate(devset=examples, num_threads=8, display_progress=False, provide_traceback=True)
-        result = evaluate(dspy.Predict("question -> answer"), metric=lambda ex, pred, trace=None: ex.answer == pred.answer)
+        result = evaluate(dspy.Predict("question -> answer"),
+                          metric=lambda ex, pred, trace=None: ex.answer == pred.answer)
     assert result.score == 100.0
     assert fake_upstream.calls == 16
     assert sorted(r["messages"][1]["content"].split("Question ")[1].split("?")[0] for r in fake_upstream.requests) == \
@@ -196,7 +199,8 @@ def test_rate_limit_once_then_success_is_retried_by_dspy(client, fake_upstream):
     retrying = PiGatewayLM("pi/" + FAKE, client=client, cache=False, num_retries=2)
     fake_upstream.enqueue(
         Reply(status=429, headers={"Retry-After": "0"},
-              error_body={"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}),
+              error_body={"error": {"message": "Rate limit reached", "type": "requests",
+                                    "code": "rate_limit_exceeded"}}),
         Reply(fields(answer="after retry")),
     )
     with dspy.context(lm=retrying):
