@@ -1,0 +1,173 @@
+// The gateway's HTTP app: fastify with the bearer-token check, request ids, the body limit, the
+// one error handler (envelope from errors.mjs), one JSON log line per request on stderr, and the
+// route plugins. buildApp() takes a ready PiAdapter so tests can build it in-process.
+
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import Fastify from "fastify";
+import { GatewayError, addSecret, envelope, redact, toGatewayError } from "./errors.mjs";
+import healthRoutes from "./routes/health.mjs";
+import modelRoutes from "./routes/models.mjs";
+import authRoutes from "./routes/auth.mjs";
+import lmRoutes from "./routes/lm.mjs";
+
+export const GATEWAY_VERSION = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
+export const DEFAULT_BODY_LIMIT = 52428800;
+export const DEFAULT_TIMEOUT_MS = 600000;
+
+const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+/** One JSON object per line on stderr (or `write`); `level` filters (debug|info|warn|error|silent). */
+export function createLogger({ level = "info", write = (line) => process.stderr.write(line) } = {}) {
+  const min = LEVELS[level] ?? LEVELS.info;
+  const emit = (lvl) => (fields) => {
+    if (LEVELS[lvl] < min) return;
+    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, ...fields })}\n`);
+  };
+  return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error"), enabled: (lvl) => LEVELS[lvl] >= min };
+}
+
+const DRAIN_MS = 5000;
+
+/** Read and discard the rest of a request body (at most `maxBytes` more, for `ms`), then resolve. */
+function drainRequest(req, maxBytes, ms) {
+  if (req.complete || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let drained = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off("data", onData);
+      req.off("end", done);
+      req.off("close", done);
+      req.off("error", done);
+      resolve();
+    };
+    const onData = (chunk) => {
+      drained += chunk.length;
+      if (drained > maxBytes) done();
+    };
+    const timer = setTimeout(done, ms);
+    req.on("data", onData);
+    req.once("end", done);
+    req.once("close", done);
+    req.once("error", done);
+    req.resume();
+  });
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Build the fastify app. `adapter`: a PiAdapter; `token`: the bearer token (required).
+ * Returns the app; `app.gateway.shutdown()` aborts in-flight calls and closes it.
+ */
+export function buildApp({
+  adapter,
+  token,
+  bodyLimit = DEFAULT_BODY_LIMIT,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+  logger = createLogger(),
+  startedAt = Date.now(),
+} = {}) {
+  if (typeof token !== "string" || token.length === 0) throw new Error("buildApp: a non-empty token is required");
+  if (!adapter) throw new Error("buildApp: a PiAdapter is required");
+  addSecret(token);
+  const expected = createHash("sha256").update(token).digest();
+  const idPrefix = randomBytes(4).toString("hex");
+  let seq = 0;
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : `${idPrefix}-${(++seq).toString(36)}`;
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+  });
+
+  const state = { shuttingDown: false, inflight: new Set() };
+  app.decorate("gateway", {
+    state,
+    logger,
+    /** Refuse new requests (503), abort in-flight upstream calls, close the server. */
+    async shutdown() {
+      if (state.shuttingDown) return;
+      state.shuttingDown = true;
+      for (const call of state.inflight) call.abort("shutdown");
+      await app.close();
+    },
+  });
+  app.decorateRequest("gw", null);
+
+  app.addHook("onRequest", (request, reply, done) => {
+    const res = reply.raw;
+    const gw = { start: performance.now(), call: null, model: undefined, errorType: undefined };
+    request.gw = gw;
+    res.setHeader("x-request-id", request.id);
+    res.once("close", () => {
+      const call = gw.call;
+      if (call && !res.writableFinished) call.abort("client"); // the client went away: stop the upstream call
+      if (logger.enabled("info") || (gw.errorType && logger.enabled("warn"))) {
+        const line = {
+          event: "request",
+          request_id: request.id,
+          method: request.method,
+          route: request.routeOptions.url ?? request.url.slice(0, 200).split("?")[0],
+          status: res.writableFinished ? res.statusCode : 499,
+          duration_ms: Math.round((performance.now() - gw.start) * 100) / 100,
+        };
+        if (gw.model) line.model = gw.model;
+        if (gw.errorType) line.error_type = gw.errorType;
+        if (!res.writableFinished) line.client_closed = true;
+        (gw.errorType && line.status >= 500 ? logger.warn : logger.info)(line);
+      }
+    });
+    if (state.shuttingDown) {
+      done(new GatewayError("shutting_down", "the gateway is shutting down"));
+      return;
+    }
+    const auth = request.headers.authorization;
+    if (typeof auth !== "string" || auth.length < 8 || auth.slice(0, 7).toLowerCase() !== "bearer ") {
+      done(new GatewayError("unauthorized", "missing gateway token (Authorization: Bearer <token>)"));
+      return;
+    }
+    const got = createHash("sha256").update(auth.slice(7).trim()).digest();
+    if (!timingSafeEqual(got, expected)) {
+      done(new GatewayError("unauthorized", "wrong gateway token"));
+      return;
+    }
+    done();
+  });
+
+  app.setErrorHandler(async (err, request, reply) => {
+    const gerr = toGatewayError(err, bodyLimit);
+    if (gerr.type === "request_too_large") {
+      // Answer once the client has finished sending: a reply sent mid-upload is followed by a
+      // connection reset that makes many clients lose it. Bytes are discarded, never buffered.
+      await drainRequest(request.raw, bodyLimit, DRAIN_MS);
+    }
+    if (gerr.type === "internal_error") {
+      logger.error({ event: "internal_error", request_id: request.id, error: redact(String(err?.stack ?? err)) });
+    }
+    if (request.gw) request.gw.errorType = gerr.type;
+    if (gerr.type === "rate_limit" && gerr.extra?.retry_after !== undefined) {
+      reply.header("retry-after", String(Math.ceil(gerr.extra.retry_after)));
+    }
+    if (gerr.type === "request_too_large" || gerr.type === "shutting_down") reply.header("connection", "close");
+    reply.code(gerr.statusCode).send(envelope(gerr, request.id));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    request.gw.errorType = "not_found";
+    reply.code(404).send(envelope(new GatewayError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`), request.id));
+  });
+
+  const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION };
+  app.register(healthRoutes, routeOpts);
+  app.register(modelRoutes, routeOpts);
+  app.register(authRoutes, routeOpts);
+  app.register(lmRoutes, routeOpts);
+  return app;
+}

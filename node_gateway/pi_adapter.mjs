@@ -1,0 +1,467 @@
+// The only module that imports pi (@earendil-works/pi-ai, pi-coding-agent 0.87.1). Everything
+// version-specific lives here: runtime creation (offline), extra providers, the model catalog
+// and its name resolution, auth status, per-API capabilities (tool_choice, stop) and the call.
+// A pi upgrade should touch this file only.
+
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { ModelRuntime, SettingsManager, VERSION } from "@earendil-works/pi-coding-agent";
+import { getSupportedThinkingLevels, isContextOverflow } from "@earendil-works/pi-ai";
+import { findEnvKeys, getProviders as getBuiltinProviderIds } from "@earendil-works/pi-ai/compat";
+import { GatewayError, addSecret, invalid } from "./errors.mjs";
+
+export const PI_VERSION = VERSION;
+
+/** pi's thinking levels plus "off" (what options.reasoning accepts). */
+export const REASONING_LEVELS = ["off", "minimal", "low", "medium", "high", "xhigh", "max"];
+
+/** `$PI_CODING_AGENT_DIR` (with `~` expanded) or `~/.pi/agent`. */
+export function defaultAgentDir(env = process.env) {
+  const dir = env.PI_CODING_AGENT_DIR;
+  if (dir) return dir === "~" ? homedir() : dir.startsWith("~/") ? join(homedir(), dir.slice(2)) : dir;
+  return join(homedir(), ".pi", "agent");
+}
+
+// ---- per-API capabilities ------------------------------------------------------------------------
+// How each pi API carries tool_choice beyond pi's neutral "auto" | "none", and stop sequences (only
+// through `onPayload`, editing the provider payload pi built). `fetch`: the API accepts a custom
+// fetch, which lets the gateway see the upstream status and Retry-After.
+
+const openaiNamed = (name) => ({ type: "function", function: { name } });
+const responsesCaps = {
+  required: "required",
+  named: (name) => ({ type: "function", name }),
+  stop: null, // the Responses API has no stop parameter
+  fetch: true,
+};
+const googleCaps = {
+  required: "any",
+  named: null,
+  namedPayload: (payload, name) => {
+    payload.config = { ...payload.config, toolConfig: { functionCallingConfig: { mode: "ANY", allowedFunctionNames: [name] } } };
+  },
+  stop: (payload, stop) => {
+    payload.config = { ...payload.config, stopSequences: stop };
+  },
+  fetch: false, // pi's Google adapters reject a custom fetch
+};
+const API_CAPS = {
+  "openai-completions": {
+    required: "required",
+    named: openaiNamed,
+    stop: (payload, stop) => {
+      payload.stop = stop;
+    },
+    fetch: true,
+  },
+  "openai-responses": responsesCaps,
+  "azure-openai-responses": responsesCaps,
+  "openai-codex-responses": responsesCaps,
+  "anthropic-messages": {
+    required: "any",
+    named: (name) => ({ type: "tool", name }),
+    stop: (payload, stop) => {
+      payload.stop_sequences = stop;
+    },
+    fetch: true,
+  },
+  "bedrock-converse-stream": {
+    required: "any",
+    named: (name) => ({ type: "tool", name }),
+    stop: (payload, stop) => {
+      payload.inferenceConfig = { ...payload.inferenceConfig, stopSequences: stop };
+    },
+    fetch: false,
+  },
+  "google-generative-ai": googleCaps,
+  "google-vertex": googleCaps,
+  "mistral-conversations": {
+    required: "required",
+    named: openaiNamed,
+    stop: (payload, stop) => {
+      payload.stop = stop;
+    },
+    fetch: true,
+  },
+};
+const UNKNOWN_API_CAPS = { required: null, named: null, stop: null, fetch: false };
+
+// ---- extra providers (models.json provider blocks registered at run time) -----------------------
+
+const PROVIDER_KEYS = new Set(["name", "baseUrl", "apiKey", "api", "headers", "authHeader", "models", "compat"]);
+
+/** A models.json provider block -> pi's registerProvider config (models.json defaults filled in). */
+export function providerConfigFromModelsJson(id, block) {
+  if (!block || typeof block !== "object" || Array.isArray(block)) {
+    throw new Error(`provider "${id}": expected an object`);
+  }
+  for (const key of Object.keys(block)) {
+    if (!PROVIDER_KEYS.has(key)) throw new Error(`provider "${id}": field "${key}" is not supported at run time`);
+  }
+  if (!Array.isArray(block.models) || block.models.length === 0) {
+    throw new Error(`provider "${id}": "models" must be a non-empty list`);
+  }
+  const { compat, models, ...rest } = block;
+  return {
+    ...rest,
+    models: models.map((m, i) => {
+      if (!m || typeof m.id !== "string" || !m.id) throw new Error(`provider "${id}": models[${i}].id is required`);
+      return {
+        ...m,
+        name: m.name ?? m.id,
+        reasoning: m.reasoning ?? false,
+        input: m.input ?? ["text"],
+        cost: m.cost ?? { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
+        contextWindow: m.contextWindow ?? 128000,
+        maxTokens: m.maxTokens ?? 16384,
+        compat: compat || m.compat ? { ...compat, ...m.compat } : undefined,
+      };
+    }),
+  };
+}
+
+// ---- close matches for unknown names ------------------------------------------------------------
+
+function editDistance(a, b) {
+  if (a === b) return 0;
+  const prev = new Array(b.length + 1);
+  for (let j = 0; j <= b.length; j++) prev[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0];
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j];
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length];
+}
+
+function closeMatches(name, models, limit = 8) {
+  const want = name.toLowerCase();
+  const wantId = want.includes("/") ? want.slice(want.indexOf("/") + 1) : want;
+  const maxDistance = Math.max(3, Math.floor(wantId.length / 3));
+  const scored = [];
+  for (const m of models) {
+    const id = m.id.toLowerCase();
+    const distance = editDistance(wantId, id);
+    if (distance > maxDistance && !id.includes(wantId) && !wantId.includes(id)) continue;
+    const sameProvider = want.startsWith(`${m.provider.toLowerCase()}/`) ? 0 : 0.5;
+    scored.push([distance + sameProvider, `${m.provider}/${m.id}`]);
+  }
+  scored.sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : 1));
+  return scored.slice(0, limit).map((s) => s[1]);
+}
+
+// ---- the adapter ---------------------------------------------------------------------------------
+
+/** Create pi's ModelRuntime over an agent dir (never fetching catalogs) and wrap it. */
+export async function createAdapter({ agentDir = defaultAgentDir(), providers = undefined } = {}) {
+  process.env.PI_OFFLINE = "1"; // pi reads this at create(): no catalog fetch at start
+  const runtime = await ModelRuntime.create({
+    authPath: join(agentDir, "auth.json"),
+    modelsPath: join(agentDir, "models.json"),
+    allowModelNetwork: false,
+  });
+  const adapter = new PiAdapter(runtime, { agentDir });
+  if (providers) await adapter.registerProviders(providers);
+  return adapter;
+}
+
+/** pi behind the small surface the routes need. Model lookups are cached until providers change. */
+export class PiAdapter {
+  #index = null;
+  #builtinIds = new Set(getBuiltinProviderIds());
+
+  constructor(runtime, { agentDir }) {
+    this.runtime = runtime;
+    this.agentDir = agentDir;
+    this.piVersion = PI_VERSION;
+  }
+
+  /** Register `{"<id>": <models.json provider block>}` at run time (not written to the user's files). */
+  async registerProviders(providers) {
+    for (const [id, block] of Object.entries(providers)) {
+      this.runtime.registerProvider(id, providerConfigFromModelsJson(id, block));
+    }
+    await this.runtime.refresh({ allowNetwork: false });
+    this.invalidate();
+  }
+
+  /** Register a ready-made pi Provider (tests: pi's faux provider). */
+  async registerNativeProvider(provider) {
+    this.runtime.registerNativeProvider(provider);
+    await this.runtime.refresh({ allowNetwork: false });
+    this.invalidate();
+  }
+
+  invalidate() {
+    this.#index = null;
+  }
+
+  #getIndex() {
+    if (this.#index) return this.#index;
+    const all = this.runtime.getModels();
+    const byKey = new Map();
+    const byId = new Map();
+    for (const m of all) {
+      byKey.set(`${m.provider}/${m.id}`, m);
+      const list = byId.get(m.id);
+      if (list) list.push(m);
+      else byId.set(m.id, [m]);
+    }
+    this.#index = { all, byKey, byId };
+    return this.#index;
+  }
+
+  /** `provider/id` or a bare id -> pi Model; 400 ambiguous_model / 404 model_not_found otherwise. */
+  resolve(name) {
+    let found = this.#lookup(name);
+    if (found === undefined) {
+      this.invalidate(); // the catalog may have changed since the index was built
+      found = this.#lookup(name);
+    }
+    if (found === undefined) {
+      const candidates = closeMatches(name, this.#getIndex().all);
+      const hint = candidates.length ? `; close matches: ${candidates.join(", ")}` : "";
+      throw new GatewayError("model_not_found", `unknown model "${name}"${hint}`, { candidates });
+    }
+    if (Array.isArray(found)) {
+      const candidates = found.map((m) => `${m.provider}/${m.id}`).sort();
+      throw new GatewayError(
+        "ambiguous_model",
+        `model id "${name}" is offered by several providers; name one of: ${candidates.join(", ")}`,
+        { candidates },
+      );
+    }
+    return found;
+  }
+
+  #lookup(name) {
+    const index = this.#getIndex();
+    const exact = index.byKey.get(name);
+    if (exact) return exact;
+    const list = index.byId.get(name); // a bare id, or an id that itself contains "/"
+    if (!list) return undefined;
+    return list.length === 1 ? list[0] : list;
+  }
+
+  /** Throw 403 provider_not_configured unless pi has credentials for the model's provider. */
+  async ensureAuth(model) {
+    if (this.runtime.hasConfiguredAuth(model.provider)) return; // snapshot: the fast path
+    let auth;
+    try {
+      auth = await this.runtime.getAuth(model);
+    } catch {
+      auth = undefined; // e.g. an OAuth refresh that failed: the user must log in again
+    }
+    if (!auth) throw new GatewayError("provider_not_configured", this.notConfiguredMessage(model.provider));
+  }
+
+  /** How to give pi credentials for a provider (never a secret). */
+  notConfiguredMessage(providerId) {
+    const head = `No credentials for provider "${providerId}".`;
+    if (providerId === "amazon-bedrock") {
+      return `${head} Configure AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_BEARER_TOKEN_BEDROCK).`;
+    }
+    if (!this.#builtinIds.has(providerId)) {
+      return `${head} Set "apiKey" for it in ${join(this.agentDir, "models.json")} (a literal key or "$ENV_VAR"), or in the providers given to the gateway.`;
+    }
+    const provider = this.runtime.getProvider(providerId);
+    const canLogin = Boolean(provider?.auth?.oauth || provider?.auth?.apiKey?.login);
+    const envVars = this.envVars(providerId);
+    const env = envVars.length ? `set ${envVars.join(" or ")}` : "";
+    if (canLogin && env) return `${head} Log in with "pi" (/login) or ${env}.`;
+    if (canLogin) return `${head} Log in with "pi" (/login).`;
+    if (env) return `${head} ${env[0].toUpperCase()}${env.slice(1)}.`;
+    return `${head} Configure it in pi.`;
+  }
+
+  /** Env vars pi reads for a provider's API key (names only). */
+  envVars(providerId) {
+    return findEnvKeys(providerId, ANY_ENV) ?? [];
+  }
+
+  /** True when pi says the failed message is a context-window overflow. */
+  isOverflow(message, model) {
+    return isContextOverflow(message, model.contextWindow);
+  }
+
+  /** Options -> pi SimpleStreamOptions for this model; 400 for what pi cannot carry to its API. */
+  callOptions(model, opts, toolNames) {
+    const caps = API_CAPS[model.api] ?? UNKNOWN_API_CAPS;
+    const out = { maxRetries: 0 };
+    let payloadEdits = null;
+    if (opts.temperature !== undefined) out.temperature = opts.temperature;
+    if (opts.max_tokens !== undefined) out.maxTokens = opts.max_tokens;
+    if (opts.session_id !== undefined) out.sessionId = opts.session_id;
+    if (opts.reasoning !== undefined && opts.reasoning !== "off") {
+      const levels = getSupportedThinkingLevels(model);
+      if (!levels.includes(opts.reasoning)) {
+        throw invalid(
+          `options.reasoning "${opts.reasoning}" is not supported by ${model.provider}/${model.id}; it supports ${JSON.stringify(levels)}`,
+        );
+      }
+      out.reasoning = opts.reasoning;
+    }
+    const choice = opts.tool_choice;
+    if (choice !== undefined) {
+      if (choice === "auto" || choice === "none") out.toolChoice = choice;
+      else if (choice === "required") {
+        if (!caps.required) throw unsupported("options.tool_choice \"required\"", model);
+        out.toolChoice = caps.required;
+      } else {
+        const name = choice.function.name;
+        if (!toolNames.includes(name)) {
+          throw invalid(`options.tool_choice names function "${name}", which is not in tools`);
+        }
+        if (caps.named) out.toolChoice = caps.named(name);
+        else if (caps.namedPayload) {
+          out.toolChoice = caps.required;
+          payloadEdits = [(p) => caps.namedPayload(p, name)];
+        } else throw unsupported("options.tool_choice naming a function", model);
+      }
+    }
+    if (opts.stop !== undefined) {
+      const stop = typeof opts.stop === "string" ? [opts.stop] : opts.stop;
+      if (stop.length > 0) {
+        if (!caps.stop) throw unsupported("options.stop", model);
+        (payloadEdits ??= []).push((p) => caps.stop(p, stop));
+      }
+    }
+    if (payloadEdits) {
+      out.onPayload = (payload) => {
+        for (const edit of payloadEdits) edit(payload);
+        return payload;
+      };
+    }
+    return { options: out, usesFetch: caps.fetch };
+  }
+
+  /**
+   * Start a pi call. Returns pi's event stream and `wire`, which records the last upstream
+   * HTTP status and Retry-After when the API lets the gateway supply fetch.
+   */
+  stream(model, context, options, { signal, timeoutMs, usesFetch }) {
+    const wire = { status: 0, retryAfter: undefined, retryAfterMs: undefined };
+    const piOptions = { ...options, signal, timeoutMs: timeoutMs + 5000 };
+    if (usesFetch) {
+      piOptions.fetch = (input, init) =>
+        globalThis.fetch(input, init).then((res) => {
+          wire.status = res.status;
+          if (res.status >= 400) {
+            wire.retryAfter = res.headers.get("retry-after") ?? undefined;
+            wire.retryAfterMs = res.headers.get("retry-after-ms") ?? undefined;
+            rememberCredential(init);
+          }
+          return res;
+        });
+    }
+    return { events: this.runtime.streamSimple(model, context, piOptions), wire };
+  }
+
+  /** Every model pi knows, in /models shape (cost in $ per 1M tokens; no secrets). */
+  async listModels() {
+    await this.#refreshAvailability();
+    const rt = this.runtime;
+    return this.#getIndex().all.map((m) => ({
+      provider: m.provider,
+      id: m.id,
+      name: m.name,
+      api: m.api,
+      reasoning: m.reasoning,
+      thinking_levels: getSupportedThinkingLevels(m),
+      input: m.input,
+      context_window: m.contextWindow,
+      max_tokens: m.maxTokens,
+      cost: {
+        input: m.cost.input,
+        output: m.cost.output,
+        cache_read: m.cost.cacheRead,
+        cache_write: m.cost.cacheWrite,
+      },
+      available: rt.hasConfiguredAuth(m.provider),
+    }));
+  }
+
+  /** `{provider, id}` from pi's settings.json (defaultProvider/defaultModel), or null. */
+  defaultModel() {
+    try {
+      const settings = SettingsManager.create(this.agentDir, this.agentDir, { projectTrusted: false });
+      const provider = settings.getDefaultProvider();
+      const id = settings.getDefaultModel();
+      return provider && id ? { provider, id } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** pi's message about a broken models.json (or other catalog problems), or null. */
+  modelsJsonError() {
+    return this.runtime.getError() ?? null;
+  }
+
+  /** Per provider: configured or not and from where; env var names when not configured. */
+  async authStatus() {
+    await this.#refreshAvailability();
+    const rt = this.runtime;
+    return rt.getProviders().map((p) => {
+      const status = rt.getProviderAuthStatus(p.id);
+      const out = { provider: p.id, configured: status.configured, source: null };
+      if (status.configured) {
+        out.source = authSource(status, rt.isUsingOAuth(p.id));
+        if (status.label) out.detail = status.label;
+      } else {
+        out.env_vars = this.envVars(p.id);
+      }
+      return out;
+    });
+  }
+
+  async #refreshAvailability() {
+    try {
+      await this.runtime.getAvailable(); // re-checks every provider's auth (env, auth.json)
+    } catch {
+      // keep the last snapshot; pi records the problem in getError()
+    }
+  }
+}
+
+const ANY_ENV = new Proxy({}, { get: () => "1" }); // makes findEnvKeys list every var it reads
+
+function authSource(status, oauth) {
+  switch (status.source) {
+    case "stored":
+      return oauth ? "oauth" : "api_key";
+    case "runtime":
+      return "runtime";
+    case "environment":
+      return oauth ? "oauth" : "env";
+    case "models_json_key":
+    case "models_json_command":
+      return "models_json";
+    case "fallback":
+      return "fallback";
+    default:
+      return status.source ?? null;
+  }
+}
+
+function unsupported(what, model) {
+  return invalid(`${what} cannot be carried to ${model.provider}/${model.id} (pi api "${model.api}")`);
+}
+
+/** Remember the credential a failed upstream call carried, so no error text can echo it. */
+function rememberCredential(init) {
+  const headers = init?.headers;
+  if (!headers) return;
+  const get = (name) =>
+    typeof headers.get === "function"
+      ? headers.get(name)
+      : (Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1] ?? null);
+  const auth = get("authorization");
+  if (auth) addSecret(auth.replace(/^Bearer\s+/i, ""));
+  addSecret(get("x-api-key"));
+  addSecret(get("api-key"));
+}

@@ -1,0 +1,12 @@
+// GET /health: liveness and versions (docs/protocol.md).
+
+export default async function healthRoutes(app, { adapter, startedAt, version }) {
+  app.get("/health", async () => ({
+    ok: true,
+    pid: process.pid,
+    uptime_s: Math.round((Date.now() - startedAt) / 100) / 10,
+    version,
+    pi_version: adapter.piVersion,
+    node_version: process.version,
+  }));
+}

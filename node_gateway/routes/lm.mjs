@@ -1,0 +1,183 @@
+// POST /lm/complete and POST /lm/stream: one pi call each (docs/protocol.md).
+// A failed pi call (stopReason "error" | "aborted") is never a 200: before any content it is an
+// ordinary error response; after content has been streamed it is a final `error` frame.
+// Every call has an abort controller: the timeout, a client that goes away and shutdown abort it.
+
+import { classifyFailure, envelope, GatewayError } from "../errors.mjs";
+import { convertRequest, eventData, requestModelName, sseFrame } from "../convert.mjs";
+
+const bodySchema = {
+  type: "object",
+  required: ["model", "messages"],
+  properties: {
+    model: { type: "string", minLength: 1 },
+    messages: { type: "array" },
+    tools: { type: ["array", "null"] },
+    options: { type: ["object", "null"] },
+  },
+};
+
+const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" };
+
+/** One upstream call's lifetime: timeout timer, abort reason, membership of the in-flight set. */
+class Call {
+  constructor(inflight, timeoutMs) {
+    this.inflight = inflight;
+    this.timeoutMs = timeoutMs;
+    this.controller = new AbortController();
+    this.reason = undefined;
+    this.finished = false;
+    this.timer = setTimeout(() => this.abort("timeout"), timeoutMs);
+    inflight.add(this);
+  }
+
+  get signal() {
+    return this.controller.signal;
+  }
+
+  abort(reason) {
+    if (this.finished || this.reason !== undefined) return;
+    this.reason = reason;
+    this.controller.abort();
+  }
+
+  finish() {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.inflight.delete(this);
+  }
+}
+
+const round = (ms) => Math.round(ms * 10) / 10;
+
+export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeoutMs, state }) {
+  /** Validate, resolve and check credentials; nothing is sent upstream before this passes. */
+  async function prepare(request) {
+    const name = requestModelName(request.body);
+    const model = adapter.resolve(name);
+    request.gw.model = `${model.provider}/${model.id}`;
+    const { context, options, toolNames } = convertRequest(request.body, model);
+    const { options: piOptions, usesFetch } = adapter.callOptions(model, options, toolNames);
+    await adapter.ensureAuth(model);
+    return { model, context, piOptions, usesFetch, timeoutMs: options.timeout_ms ?? defaultTimeoutMs };
+  }
+
+  function start(request, prepared) {
+    if (state.shuttingDown) throw new GatewayError("shutting_down", "the gateway is shutting down");
+    const call = new Call(state.inflight, prepared.timeoutMs);
+    request.gw.call = call;
+    const { events, wire } = adapter.stream(prepared.model, prepared.context, prepared.piOptions, {
+      signal: call.signal,
+      timeoutMs: prepared.timeoutMs,
+      usesFetch: prepared.usesFetch,
+    });
+    return { call, events, wire, t0: performance.now() };
+  }
+
+  function failure(message, model, call, wire) {
+    return classifyFailure(message, {
+      abortReason: call.reason,
+      timeoutMs: call.timeoutMs,
+      upstreamStatus: wire.status,
+      retryAfter: wire.retryAfter,
+      retryAfterMs: wire.retryAfterMs,
+      overflow: message?.stopReason === "error" && adapter.isOverflow(message, model),
+      notConfiguredMessage: () => adapter.notConfiguredMessage(model.provider),
+    });
+  }
+
+  app.post("/lm/complete", { schema: { body: bodySchema } }, async (request, reply) => {
+    const prepared = await prepare(request);
+    const { call, events, wire, t0 } = start(request, prepared);
+    let message;
+    try {
+      message = await events.result();
+    } finally {
+      call.finish();
+    }
+    if (call.reason === "client") return reply.hijack(); // nobody to answer
+    if (!message || message.stopReason === "error" || message.stopReason === "aborted") {
+      throw failure(message, prepared.model, call, wire);
+    }
+    return {
+      message,
+      model: { provider: prepared.model.provider, id: prepared.model.id },
+      duration_ms: round(performance.now() - t0),
+    };
+  });
+
+  app.post("/lm/stream", { schema: { body: bodySchema } }, async (request, reply) => {
+    const prepared = await prepare(request);
+    const { model } = prepared;
+    const { call, events, wire, t0 } = start(request, prepared);
+    const res = reply.raw;
+    let open = false; // headers sent
+    let started = false; // the start frame written (or pending until the first content)
+
+    const write = (chunk) => {
+      if (res.destroyed) return null;
+      return res.write(chunk) ? null : waitDrain(res);
+    };
+    const openStream = () => {
+      reply.hijack();
+      res.writeHead(200, SSE_HEADERS);
+      open = true;
+      return write(sseFrame("start", eventData({ type: "start" }, model)));
+    };
+
+    try {
+      for await (const ev of events) {
+        if (res.destroyed) break;
+        const type = ev.type;
+        if (type === "start") {
+          started = true; // held back: headers go out with the first content (protocol.md)
+          continue;
+        }
+        if (type === "error") {
+          const err = failure(ev.error, model, call, wire);
+          if (!open) {
+            if (call.reason === "client") return reply.hijack();
+            throw err;
+          }
+          request.gw.errorType = err.type;
+          const message = ev.error && ev.error.content && ev.error.content.length ? ev.error : null;
+          write(sseFrame("error", { ...envelope(err, request.id), message }));
+          break;
+        }
+        if (!open) {
+          const pending = openStream();
+          if (pending) await pending;
+        }
+        if (type === "done") {
+          write(sseFrame("done", { reason: ev.reason, message: ev.message, duration_ms: round(performance.now() - t0) }));
+          break;
+        }
+        const pending = write(sseFrame(type, eventData(ev, model)));
+        if (pending) await pending;
+      }
+      if (!open) {
+        // pi ended the stream without done/error (should not happen): say so truthfully
+        if (call.reason === "client") return reply.hijack();
+        throw new GatewayError("upstream_error", started ? "the upstream stream ended early" : "the upstream call produced no events");
+      }
+    } finally {
+      call.finish();
+    }
+    if (!res.destroyed) res.end();
+    return reply;
+  });
+}
+
+/** Resolve on 'drain' or when the response closes (a closed client must not hang the loop). */
+function waitDrain(res) {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}

@@ -1,0 +1,136 @@
+// Entry point: node node_gateway/server.mjs [--host 127.0.0.1] [--port 0]
+// Reads its settings from the environment once (docs/protocol.md "Launch"), builds the app,
+// listens, writes ONE readiness line to stdout, and exits when stdin ends or on SIGTERM/SIGINT.
+// Nothing else is ever written to stdout: console output is sent to stderr before pi loads.
+
+import { readFileSync } from "node:fs";
+import { format, parseArgs } from "node:util";
+import { installDispatcher } from "./dispatcher.mjs";
+
+const EXIT_USAGE = 2;
+const SHUTDOWN_DEADLINE_MS = 900;
+
+function fail(message) {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", event: "startup_failed", message })}\n`);
+  process.exit(EXIT_USAGE);
+}
+
+function readSettings(argv, env) {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: { host: { type: "string", default: "127.0.0.1" }, port: { type: "string", default: "0" } },
+      strict: true,
+    }).values;
+  } catch (err) {
+    fail(`bad arguments: ${err.message}`);
+  }
+  const port = Number(args.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`bad --port: ${args.port}`);
+  const token = env.AIIPYTHON_GATEWAY_TOKEN;
+  if (!token) fail("AIIPYTHON_GATEWAY_TOKEN is not set: the gateway refuses to start without a token");
+  const positiveInt = (name, fallback) => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1) fail(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  let providers;
+  try {
+    if (env.AIIPYTHON_GATEWAY_PROVIDERS) providers = JSON.parse(env.AIIPYTHON_GATEWAY_PROVIDERS).providers;
+    if (env.AIIPYTHON_GATEWAY_PROVIDERS_FILE) {
+      const fromFile = JSON.parse(readFileSync(env.AIIPYTHON_GATEWAY_PROVIDERS_FILE, "utf8")).providers;
+      providers = { ...fromFile, ...providers };
+    }
+  } catch (err) {
+    fail(`cannot read the extra providers: ${err.message}`);
+  }
+  if (providers !== undefined && (providers === null || typeof providers !== "object" || Array.isArray(providers))) {
+    fail('extra providers must be {"providers": {"<id>": {...}}}');
+  }
+  return {
+    host: args.host,
+    port,
+    token,
+    providers,
+    timeoutMs: positiveInt("AIIPYTHON_GATEWAY_TIMEOUT_MS", 600000),
+    bodyLimit: positiveInt("AIIPYTHON_GATEWAY_BODY_LIMIT", 52428800),
+    logLevel: env.AIIPYTHON_GATEWAY_LOG_LEVEL || "info",
+  };
+}
+
+const settings = readSettings(process.argv.slice(2), process.env);
+delete process.env.AIIPYTHON_GATEWAY_TOKEN; // nothing downstream needs it in the environment
+process.env.PI_OFFLINE = "1";
+
+installDispatcher(); // before pi loads and before any fetch
+
+const { buildApp, createLogger, GATEWAY_VERSION } = await import("./app.mjs");
+const { redact } = await import("./errors.mjs");
+const logger = createLogger({ level: settings.logLevel });
+
+// stdout carries only the readiness line. Whatever pi or a dependency prints (the OpenAI SDK
+// reports unparsable SSE with console.error) becomes a redacted JSON log line on stderr.
+const consoleTo = (level) => (...args) => logger[level]({ event: "console", message: redact(format(...args)) });
+console.log = consoleTo("info");
+console.info = consoleTo("info");
+console.debug = consoleTo("debug");
+console.warn = consoleTo("warn");
+console.error = consoleTo("warn");
+
+const { createAdapter, defaultAgentDir } = await import("./pi_adapter.mjs");
+
+let adapter;
+try {
+  adapter = await createAdapter({ agentDir: defaultAgentDir(process.env), providers: settings.providers });
+} catch (err) {
+  fail(`cannot start pi: ${err.message}`);
+}
+const app = buildApp({
+  adapter,
+  token: settings.token,
+  bodyLimit: settings.bodyLimit,
+  timeoutMs: settings.timeoutMs,
+  logger,
+});
+
+let stopping = false;
+async function shutdown(why) {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ event: "shutdown", reason: why });
+  setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS).unref();
+  try {
+    await app.gateway.shutdown();
+  } catch (err) {
+    logger.error({ event: "shutdown_error", message: String(err?.message ?? err) });
+  }
+  process.exit(0);
+}
+process.on("SIGTERM", () => shutdown("SIGTERM"));
+process.on("SIGINT", () => shutdown("SIGINT"));
+process.stdin.on("end", () => shutdown("stdin closed"));
+process.stdin.on("close", () => shutdown("stdin closed"));
+process.stdin.on("error", () => shutdown("stdin error"));
+process.stdin.resume();
+
+let address;
+try {
+  address = await app.listen({ host: settings.host, port: settings.port });
+} catch (err) {
+  fail(`cannot listen on ${settings.host}:${settings.port}: ${err.message}`);
+}
+const modelsError = adapter.modelsJsonError();
+if (modelsError) logger.warn({ event: "models_json_error", message: modelsError });
+process.stdout.write(
+  `${JSON.stringify({
+    event: "ready",
+    url: address,
+    pid: process.pid,
+    version: GATEWAY_VERSION,
+    pi_version: adapter.piVersion,
+    node_version: process.version,
+  })}\n`,
+);
