@@ -1,0 +1,5 @@
+"""``python -m aiipython`` = the ``aiipython`` command."""
+
+from ._cli import main
+
+main()

@@ -1,0 +1,225 @@
+"""The ``aiipython`` command line (click): ask, models, auth, gateway, demo.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage error. Every error message names the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from ._errors import AiipythonError, ConfigurationError
+from ._settings import BACKENDS
+
+__all__ = ["main", "cli"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Our errors → click's: configuration problems are usage errors (2), the rest failures (1)."""
+    try:
+        yield
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except AiipythonError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:  # a bad environment variable (load_settings)
+        if "AIIPYTHON_" in str(exc):
+            raise click.UsageError(str(exc)) from exc
+        raise
+
+
+def _env_setup() -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--lm-backend", type=click.Choice(BACKENDS), default=None,
+              help="auto (default: Pi gateway, else LiteLLM), pi, or litellm. Env: AIIPYTHON_LM_BACKEND.")
+@click.option("--model", default=None, help="Model, e.g. anthropic/claude-sonnet-4-5. Env: AIIPYTHON_MODEL.")
+@click.version_option(package_name="aiipython")
+@click.pass_context
+def cli(ctx: click.Context, lm_backend: str | None, model: str | None) -> None:
+    """Use Pi's models and credentials from Python and DSPy.
+
+    \b
+    Examples:
+      aiipython ask "What is DSPy?"
+      aiipython --lm-backend pi --model local/smollm2-135m ask "Say hi" --json
+      aiipython models --available
+      aiipython demo
+    """
+    _env_setup()
+    ctx.obj = {"backend": lm_backend, "model": model}
+
+
+def _make_lm(ctx: click.Context, **kwargs: Any) -> Any:
+    from ._factory import make_lm  # noqa: PLC0415 - imports dspy
+
+    return make_lm(ctx.obj["model"], backend=ctx.obj["backend"], **kwargs)
+
+
+def _pi_model(lm: Any) -> str | None:
+    """pi's ``provider/id`` of a PiGatewayLM, else None."""
+    from ._lm import PiGatewayLM  # noqa: PLC0415
+
+    if isinstance(lm, PiGatewayLM):
+        return str(lm.model).removeprefix("pi/")
+    return None
+
+
+def _usage_from_pi(message: dict[str, Any]) -> dict[str, Any]:
+    u = message.get("usage") or {}
+    prompt = int(u.get("input", 0)) + int(u.get("cacheRead", 0)) + int(u.get("cacheWrite", 0))
+    completion = int(u.get("output", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "cache_read_tokens": int(u.get("cacheRead", 0)), "cost_usd": float((u.get("cost") or {}).get("total", 0.0))}
+
+
+@cli.command()
+@click.argument("prompt")
+@click.option("--system", default=None, help="A system prompt.")
+@click.option("--max-tokens", type=click.IntRange(1), default=None, help="Upper bound on output tokens.")
+@click.option("--temperature", type=click.FloatRange(0, 2), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, usage, cost) instead of streaming.")
+@click.pass_context
+def ask(ctx: click.Context, prompt: str, system: str | None, max_tokens: int | None,
+        temperature: float | None, as_json: bool) -> None:
+    """Ask the model PROMPT; the answer streams to stdout."""
+    with _errors():
+        lm = _make_lm(ctx)
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        model = _pi_model(lm)
+        started = time.perf_counter()
+        if model is not None:
+            result = _ask_pi(model, messages, max_tokens, temperature, stream=not as_json)
+        else:
+            result = _ask_lm(lm, messages, max_tokens, temperature, stream=not as_json)
+        result["latency_s"] = round(time.perf_counter() - started, 4)
+        if as_json:
+            click.echo(json.dumps(result, indent=2))
+        elif not result["text"].endswith("\n"):
+            click.echo()
+
+
+def _ask_pi(model: str, messages: list[dict[str, Any]], max_tokens: int | None, temperature: float | None,
+            *, stream: bool) -> dict[str, Any]:
+    from ._client import get_client  # noqa: PLC0415
+
+    options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
+    done: dict[str, Any] | None = None
+    parts: list[str] = []
+    for event in get_client().stream(model, messages, options=options or None):
+        if event.type == "text_delta" and event.delta:
+            parts.append(event.delta)
+            if stream:
+                click.echo(event.delta, nl=False)
+                sys.stdout.flush()
+        elif event.type == "done":
+            done = event.message
+    assert done is not None  # stream() raises unless it ends with done
+    text = "".join(block.get("text", "") for block in done.get("content", []) if block.get("type") == "text")
+    return {"backend": "pi", "model": model, "text": text or "".join(parts), "stop_reason": done.get("stopReason"),
+            "usage": _usage_from_pi(done)}
+
+
+def _ask_lm(lm: Any, messages: list[dict[str, Any]], max_tokens: int | None, temperature: float | None,
+            *, stream: bool) -> dict[str, Any]:
+    kwargs = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
+    outputs = lm(messages=messages, **kwargs)
+    first = outputs[0] if outputs else ""
+    text = first.get("text", "") if isinstance(first, dict) else str(first)
+    if stream:
+        click.echo(text, nl=False)
+    entry = lm.history[-1] if getattr(lm, "history", None) else {}
+    usage = dict(entry.get("usage") or {})
+    return {"backend": "litellm", "model": str(lm.model), "text": text, "stop_reason": None,
+            "usage": {**usage, "cost_usd": entry.get("cost")}}
+
+
+@cli.command()
+@click.option("--available", is_flag=True, help="Only models pi has credentials for.")
+@click.option("--provider", default=None, help="Only this provider's models.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def models(available: bool, provider: str | None, as_json: bool) -> None:
+    """List the models pi knows (provider/id, context, cost in $ per 1M tokens)."""
+    from ._client import get_client  # noqa: PLC0415
+
+    with _errors():
+        data = get_client().list_models()
+    rows = [m for m in data.get("models", [])
+            if (not available or m.get("available")) and (provider is None or m.get("provider") == provider)]
+    if as_json:
+        click.echo(json.dumps({"models": rows, "default_model": data.get("default_model")}, indent=2))
+        return
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"{len(rows)} models" + (" with credentials" if available else ""))
+    for col in ("model", "name", "context", "max out", "reasoning", "input", "$ in/out per 1M", "available"):
+        table.add_column(col, justify="right" if col in ("context", "max out") else "left")
+    for m in rows:
+        cost = m.get("cost") or {}
+        table.add_row(f"{m['provider']}/{m['id']}", str(m.get("name", "")), f"{m.get('context_window', 0):,}",
+                      f"{m.get('max_tokens', 0):,}", "yes" if m.get("reasoning") else "",
+                      ",".join(m.get("input", [])), f"{cost.get('input', 0):g} / {cost.get('output', 0):g}",
+                      "yes" if m.get("available") else "")
+    Console().print(table)
+    if data.get("models_json_error"):
+        click.echo(f"warning: pi's models.json has a problem: {data['models_json_error']}", err=True)
+
+
+@cli.group()
+def auth() -> None:
+    """What pi has credentials for."""
+
+
+@auth.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def auth_status(as_json: bool) -> None:
+    """Which providers are configured and how (oauth, api key, env, models.json). Shows no secret."""
+    from ._client import get_client  # noqa: PLC0415
+
+    with _errors():
+        data = get_client().auth_status()
+    providers = data.get("providers", [])
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for p in sorted(providers, key=lambda p: (not p.get("configured"), p.get("provider", ""))):
+        if p.get("configured"):
+            click.echo(f"  {p['provider']:<24} configured ({p.get('source') or 'unknown source'})")
+        else:
+            hint = f" — log in with `pi` (/login) or set {' or '.join(p['env_vars'])}" if p.get("env_vars") else ""
+            click.echo(f"  {p['provider']:<24} not configured{hint}")
+    if not any(p.get("configured") for p in providers):
+        click.echo("No provider has credentials: run `pi` and /login, or set a provider's API key env var.")
+
+
+from ._cli_gateway import gateway  # noqa: E402 - the group registers itself below
+
+cli.add_command(gateway)
+
+
+@cli.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Run a small DSPy program through the Pi gateway on the default model, then a summary."""
+    from ._demo import run_demo  # noqa: PLC0415
+
+    with _errors():
+        run_demo(model=ctx.obj["model"], backend=ctx.obj["backend"])
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="aiipython")

@@ -1,0 +1,157 @@
+"""``aiipython gateway install|status|start|stop``.
+
+``start`` runs a gateway in the foreground (it lives as long as this command) and records its
+url, pid and token in ``<cache>/gateway/running.json`` (mode 0600), so other processes can use
+it with ``AIIPYTHON_GATEWAY_URL``/``AIIPYTHON_GATEWAY_TOKEN`` and ``stop`` can end it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._errors import AiipythonError
+from ._settings import load_settings
+
+__all__ = ["gateway"]
+
+
+def _state_file() -> Path:
+    from ._node import cache_root  # noqa: PLC0415
+
+    return cache_root(load_settings()) / "gateway" / "running.json"
+
+
+def _read_state() -> dict[str, Any] | None:
+    try:
+        state = json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _is_our_gateway(pid: int) -> bool:
+    import psutil  # noqa: PLC0415
+
+    try:
+        proc = psutil.Process(pid)
+        return Path(proc.exe()).name.startswith("node") and any(a.endswith("server.mjs") for a in proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+@click.group()
+def gateway() -> None:
+    """Install, inspect, run and stop the Pi gateway (the Node sidecar)."""
+
+
+@gateway.command()
+def install() -> None:
+    """Install the gateway's npm packages now (npm ci into the per-user cache)."""
+    from ._node import find_node, install_gateway  # noqa: PLC0415
+
+    try:
+        settings = load_settings()
+        runtime = find_node(settings)
+        result = install_gateway(settings, runtime, progress=None)
+    except AiipythonError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Pi gateway installed in {result.root}")
+    click.echo(f"Node {runtime.version_text} ({runtime.source}): {runtime.node}")
+
+
+@gateway.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Node, installation and any gateway started with `aiipython gateway start`."""
+    from ._node import cache_root, find_node, gateway_sources  # noqa: PLC0415
+
+    settings = load_settings()
+    report: dict[str, Any] = {"cache_dir": str(cache_root(settings))}
+    try:
+        runtime = find_node(settings)
+        report["node"] = {"path": str(runtime.node), "version": runtime.version_text, "source": runtime.source}
+    except AiipythonError as exc:
+        report["node"] = {"error": str(exc)}
+    try:
+        import hashlib  # noqa: PLC0415
+
+        src = gateway_sources()
+        digest = hashlib.sha256()
+        for name in ("package.json", "package-lock.json"):
+            digest.update(name.encode() + b"\0" + (src / name).read_bytes())
+        root = cache_root(settings) / "gateway" / digest.hexdigest()[:16]
+        report["installed"] = (root / ".aiipython-install-complete").is_file()
+        report["install_dir"] = str(root)
+    except AiipythonError as exc:
+        report["installed"] = False
+        report["install_error"] = str(exc)
+    state = _read_state()
+    running = state is not None and isinstance(state.get("pid"), int) and _is_our_gateway(state["pid"])
+    report["running"] = {"url": state["url"], "pid": state["pid"]} if running and state else None
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    node = report["node"]
+    click.echo(f"node:      {node.get('version')} ({node.get('source')}) {node.get('path')}" if "path" in node
+               else f"node:      NOT FOUND\n{node['error']}")
+    click.echo(f"installed: {'yes' if report['installed'] else 'no (run `aiipython gateway install`)'}"
+               f"  [{report.get('install_dir', report.get('install_error'))}]")
+    click.echo(f"running:   {report['running']['url'] + ' pid ' + str(report['running']['pid']) if report['running'] else 'no'}")
+
+
+@gateway.command()
+def start() -> None:
+    """Run a gateway in the foreground until Ctrl-C or `aiipython gateway stop`."""
+    from ._gateway import start_gateway  # noqa: PLC0415
+
+    try:
+        gw = start_gateway(load_settings())
+    except AiipythonError as exc:
+        raise click.ClickException(str(exc)) from exc
+    path = _state_file()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"url": gw.url, "pid": gw.pid, "token": gw.token}, f)
+    click.echo(f"Pi gateway running at {gw.url} (pid {gw.pid}). Use it from other processes with:")
+    click.echo(f"  export AIIPYTHON_GATEWAY_URL={gw.url}")
+    click.echo(f"  export AIIPYTHON_GATEWAY_TOKEN=$(python -c \"import json;print(json.load(open('{path}'))['token'])\")")
+    click.echo("Stop it with Ctrl-C or `aiipython gateway stop`.")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    process = gw._process  # noqa: SLF001 - the command owns this gateway
+    assert process is not None
+    waiter = threading.Thread(target=lambda: (process._proc.wait(), stop.set()), daemon=True)  # noqa: SLF001
+    waiter.start()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        gw.close()
+        path.unlink(missing_ok=True)
+    click.echo("Pi gateway stopped.")
+
+
+@gateway.command()
+def stop() -> None:
+    """Stop the gateway started with `aiipython gateway start`."""
+    state = _read_state()
+    if state is None or not isinstance(state.get("pid"), int) or not _is_our_gateway(state["pid"]):
+        _state_file().unlink(missing_ok=True)
+        click.echo("No gateway started with `aiipython gateway start` is running.")
+        return
+    import psutil  # noqa: PLC0415
+
+    proc = psutil.Process(state["pid"])
+    proc.terminate()
+    _, alive = psutil.wait_procs([proc], timeout=5)
+    for p in alive:
+        p.kill()
+    click.echo(f"Stopped the Pi gateway (pid {state['pid']}).")

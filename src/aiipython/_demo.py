@@ -1,0 +1,173 @@
+"""``aiipython demo``: a small but real DSPy program through the Pi gateway, then a summary.
+
+It runs ``dspy.Predict`` and ``dspy.ChainOfThought`` over a few questions, streams one answer
+token by token, and prints backend, model, tokens, cost and latency. On the embedded 135M model
+answers are often wrong and DSPy's output format is sometimes not followed; the demo says so
+per question rather than hiding it, and fails only if no text was generated at all.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from ._errors import AiipythonError
+
+__all__ = ["run_demo"]
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "How many legs does a cat have?",
+    "What color is the sky on a clear day?",
+]
+COT_QUESTIONS = ["If I have 3 apples and eat one, how many are left?"]
+STREAM_PROMPT = "Write one short sentence about the sea."
+
+
+def _cost(entry: dict[str, Any]) -> float:
+    """Dollars for one history entry: DSPy's own figure, else the gateway's (provider_data)."""
+    if isinstance(entry.get("cost"), (int, float)):
+        return float(entry["cost"])
+    response = entry.get("response")
+    data = getattr(response, "provider_data", None)
+    if data is None and isinstance(response, dict):
+        data = response.get("provider_data")
+    if isinstance(data, dict) and isinstance(data.get("cost"), (int, float)):
+        return float(data["cost"])
+    if isinstance(data, dict) and isinstance(data.get("cost"), dict):
+        return float(data["cost"].get("total", 0.0))
+    return 0.0
+
+
+def run_demo(model: str | None = None, backend: str | None = None) -> dict[str, Any]:
+    """Run the demo on stdout; return its summary.
+
+    Args:
+        model: as ``make_lm`` (default: ``AIIPYTHON_MODEL``, pi's default, first with credentials,
+            else the embedded local model).
+        backend: ``auto`` | ``pi`` | ``litellm`` (default ``AIIPYTHON_LM_BACKEND`` or auto).
+
+    Returns:
+        ``{"backend", "model", "calls", "prompt_tokens", "completion_tokens", "total_tokens",
+        "cost_usd", "latency_s": {"median", "total"}, "format_failures"}``.
+
+    Raises:
+        AiipythonError: no model, the gateway failed, or the model generated no text at all.
+    """
+    import dspy  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from ._factory import make_lm  # noqa: PLC0415
+    from ._lm import PiGatewayLM  # noqa: PLC0415
+
+    console = Console(highlight=False)
+    console.rule("[bold]aiipython demo: DSPy through the Pi gateway")
+    started = time.perf_counter()
+    lm = make_lm(model, backend=backend, temperature=0.0, max_tokens=200, cache=False)
+    is_pi = isinstance(lm, PiGatewayLM)
+    backend_name = "pi" if is_pi else "litellm"
+    console.print(f"backend: [bold]{backend_name}[/]   model: [bold]{lm.model}[/]   "
+                  f"(ready in {time.perf_counter() - started:.2f} s)")
+    if is_pi:
+        from ._gateway import get_gateway  # noqa: PLC0415
+
+        gw = get_gateway()
+        console.print(f"gateway: {gw.url} (Node pid {gw.pid})")
+
+    latencies: list[float] = []
+    failures = 0
+    texts: list[str] = []
+    with dspy.context(lm=lm, track_usage=True):
+        for title, program, questions in (
+            ("dspy.Predict('question -> answer')", dspy.Predict("question -> answer"), QUESTIONS),
+            ("dspy.ChainOfThought('question -> answer')", dspy.ChainOfThought("question -> answer"), COT_QUESTIONS),
+        ):
+            console.print(f"\n[bold]{title}[/]")
+            for question in questions:
+                t0 = time.perf_counter()
+                try:
+                    prediction = program(question=question)
+                except dspy.utils.exceptions.AdapterParseError:
+                    failures += 1
+                    latencies.append(time.perf_counter() - t0)
+                    raw = lm.history[-1]["outputs"][0] if lm.history else ""
+                    raw_text = raw.get("text", "") if isinstance(raw, dict) else str(raw)
+                    texts.append(raw_text)
+                    console.print(f"  Q: {question}\n  [yellow]the model did not follow DSPy's output format; "
+                                  f"it said:[/] {raw_text.strip()[:160]!r}")
+                    continue
+                latencies.append(time.perf_counter() - t0)
+                texts.append(str(prediction.answer))
+                console.print(f"  Q: {question}\n  A: [green]{str(prediction.answer).strip()[:200]}[/]")
+                if getattr(prediction, "reasoning", None):
+                    console.print(f"     reasoning: [dim]{str(prediction.reasoning).strip()[:200]}[/]")
+
+    console.print(f"\n[bold]Streaming[/] ({STREAM_PROMPT!r})")
+    console.print("  ", end="")
+    t0 = time.perf_counter()
+    streamed, stream_usage = _stream_answer(lm, is_pi, console)
+    latencies.append(time.perf_counter() - t0)
+    texts.append(streamed)
+    console.print()
+
+    history = list(lm.history)
+    prompt_tokens = sum(int((h.get("usage") or {}).get("prompt_tokens") or 0) for h in history)
+    completion_tokens = sum(int((h.get("usage") or {}).get("completion_tokens") or 0) for h in history)
+    summary = {
+        "backend": backend_name,
+        "model": str(lm.model),
+        "calls": len(latencies),
+        "prompt_tokens": prompt_tokens + stream_usage.get("prompt_tokens", 0),
+        "completion_tokens": completion_tokens + stream_usage.get("completion_tokens", 0),
+        "cost_usd": sum(_cost(h) for h in history) + stream_usage.get("cost_usd", 0.0),
+        "latency_s": {"median": statistics.median(latencies), "total": sum(latencies)},
+        "format_failures": failures,
+    }
+    summary["total_tokens"] = summary["prompt_tokens"] + summary["completion_tokens"]
+
+    table = Table(title="summary", show_header=False)
+    table.add_row("backend", backend_name)
+    table.add_row("model", summary["model"])
+    table.add_row("calls", str(summary["calls"]))
+    table.add_row("tokens (prompt / completion / total)",
+                  f"{summary['prompt_tokens']} / {summary['completion_tokens']} / {summary['total_tokens']}")
+    table.add_row("cost", f"${summary['cost_usd']:.6f}")
+    table.add_row("latency per call (median)", f"{summary['latency_s']['median'] * 1000:.0f} ms")
+    table.add_row("total time", f"{time.perf_counter() - started:.2f} s")
+    if failures:
+        table.add_row("DSPy format not followed", f"{failures} of {len(QUESTIONS) + len(COT_QUESTIONS)} (small model)")
+    console.print(table)
+    if not any(t.strip() for t in texts) or summary["completion_tokens"] <= 0:
+        raise AiipythonError("the model generated no text in the demo; see the messages above")
+    return summary
+
+
+
+def _stream_answer(lm: Any, is_pi: bool, console: Any) -> tuple[str, dict[str, Any]]:
+    """Stream one plain chat answer token by token; return its text and the usage of that call
+    (on the LiteLLM path the call is not streamed and its usage is in ``lm.history``)."""
+    messages = [{"role": "user", "content": STREAM_PROMPT}]
+    if not is_pi:
+        outputs = lm(messages=messages)
+        text = outputs[0] if outputs and isinstance(outputs[0], str) else str(outputs[0].get("text", ""))
+        console.print(text, end="")
+        return text, {}
+    from ._client import get_client  # noqa: PLC0415
+
+    parts: list[str] = []
+    done: dict[str, Any] = {}
+    for event in get_client().stream(str(lm.model).removeprefix("pi/"), messages,
+                                      options={"temperature": 0.0, "max_tokens": 80}):
+        if event.type == "text_delta" and event.delta:
+            parts.append(event.delta)
+            console.print(event.delta, end="", soft_wrap=True)
+        elif event.type == "done":
+            done = event.message or {}
+    usage = done.get("usage") or {}
+    return "".join(parts), {
+        "prompt_tokens": int(usage.get("input", 0)) + int(usage.get("cacheRead", 0)) + int(usage.get("cacheWrite", 0)),
+        "completion_tokens": int(usage.get("output", 0)),
+        "cost_usd": float((usage.get("cost") or {}).get("total", 0.0)),
+    }
