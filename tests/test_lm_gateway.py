@@ -88,6 +88,37 @@ def test_react_with_a_tool(lm, fake_upstream):
     assert "sunny in Paris" in fake_upstream.requests[1]["messages"][-1]["content"]
 
 
+def test_react_trims_its_trajectory_on_context_overflow(lm, fake_upstream):
+    def get_weather(city: str) -> str:
+        """Today's weather in a city."""
+        return f"sunny in {city}"
+
+    overflow = {"error": {"message": "This model's maximum context length is 32000 tokens. However, your messages "
+                                     "resulted in 50000 tokens.", "type": "invalid_request_error",
+                          "code": "context_length_exceeded"}}
+    fake_upstream.enqueue(
+        Reply(fields(next_thought="Paris.", next_tool_name="get_weather", next_tool_args='{"city": "Paris"}')),
+        Reply(fields(next_thought="Rome.", next_tool_name="get_weather", next_tool_args='{"city": "Rome"}')),
+        Reply(status=400, error_body=overflow),
+        Reply(fields(next_thought="Done.", next_tool_name="finish", next_tool_args="{}")),
+        Reply(fields(reasoning="r", answer="Sunny")),
+    )
+    with dspy.context(lm=lm):
+        result = dspy.ReAct("question -> answer", tools=[get_weather], max_iters=4)(question="Weather?")
+    assert result.answer == "Sunny"
+    refused, retried = (request["messages"][-1]["content"] for request in fake_upstream.requests[2:4])
+    assert "sunny in Paris" in refused and "sunny in Rome" in refused
+    assert "sunny in Paris" not in retried and "sunny in Rome" in retried  # ReAct dropped the oldest step
+
+
+def test_context_overflow_is_dspy_context_window_error(lm, fake_upstream):
+    fake_upstream.enqueue(Reply(status=400, error_body={"error": {"message": "maximum context length exceeded",
+                                                                  "code": "context_length_exceeded"}}))
+    with pytest.raises(dx.ContextWindowExceededError) as info:
+        lm("hi")
+    assert not dx.is_retryable_lm_error(info.value)
+
+
 def test_native_tool_calls_two_turns(lm, fake_upstream):
     def get_weather(city: str) -> str:
         """Today's weather in a city."""
