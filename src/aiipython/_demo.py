@@ -8,6 +8,7 @@ per question rather than hiding it, and fails only if no text was generated at a
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from typing import Any
@@ -21,7 +22,9 @@ QUESTIONS = [
     "How many legs does a cat have?",
     "What color is the sky on a clear day?",
 ]
-COT_QUESTIONS = ["If I have 3 apples and eat one, how many are left?"]
+COT_QUESTIONS = ["If I have 3 apples and eat one, how many are left?", "What is 5 plus 3?"]
+PREDICT_DEMOS = [("What is the capital of Italy?", "Rome"), ("How many days are in a week?", "Seven")]
+COT_DEMOS = [("If I have 2 pens and buy 2 more, how many do I have?", "2 plus 2 is 4.", "4")]
 STREAM_PROMPT = "Write one short sentence about the sea."
 
 
@@ -65,7 +68,7 @@ def run_demo(model: str | None = None, backend: str | None = None) -> dict[str, 
     console = Console(highlight=False)
     console.rule("[bold]aiipython demo: DSPy through the Pi gateway")
     started = time.perf_counter()
-    lm = make_lm(model, backend=backend, temperature=0.0, max_tokens=200, cache=False)
+    lm = make_lm(model, backend=backend, temperature=0.0, max_tokens=120, cache=False)
     is_pi = isinstance(lm, PiGatewayLM)
     backend_name = "pi" if is_pi else "litellm"
     console.print(f"backend: [bold]{backend_name}[/]   model: [bold]{lm.model}[/]   "
@@ -79,10 +82,16 @@ def run_demo(model: str | None = None, backend: str | None = None) -> dict[str, 
     latencies: list[float] = []
     failures = 0
     texts: list[str] = []
+    logging.getLogger("dspy.clients.lm").setLevel(logging.ERROR)  # we report truncation ourselves
+    # A few demonstrations: they show a small model DSPy's output format (a large one needs none).
+    predict = dspy.Predict("question -> answer")
+    predict.demos = [dspy.Example(question=q, answer=a).with_inputs("question") for q, a in PREDICT_DEMOS]
+    cot = dspy.ChainOfThought("question -> answer")
+    cot.predict.demos = [dspy.Example(question=q, reasoning=r, answer=a).with_inputs("question") for q, r, a in COT_DEMOS]
     with dspy.context(lm=lm, track_usage=True):
         for title, program, questions in (
-            ("dspy.Predict('question -> answer')", dspy.Predict("question -> answer"), QUESTIONS),
-            ("dspy.ChainOfThought('question -> answer')", dspy.ChainOfThought("question -> answer"), COT_QUESTIONS),
+            ("dspy.Predict('question -> answer')", predict, QUESTIONS),
+            ("dspy.ChainOfThought('question -> answer')", cot, COT_QUESTIONS),
         ):
             console.print(f"\n[bold]{title}[/]")
             for question in questions:
