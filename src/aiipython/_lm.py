@@ -78,6 +78,8 @@ class _Gateway:
 
 
 class _EngineBase:
+    """What both engines share: the model they describe, the gateway, the per-call timeout."""
+
     def __init__(
         self,
         model: str,
@@ -157,12 +159,14 @@ class PiGatewayEngine(_EngineBase):
     """One synchronous attempt through the Pi gateway; thread-safe, no per-call state."""
 
     def complete(self, request: Any) -> Any:
+        """``dspy.lm15.Request`` -> ``dspy.lm15.Response`` via ``/lm/complete``; raises ``dspy.lm15`` errors."""
         args, kwargs = self._call_args(self._body(request))
         with mapped_errors():
             reply = self._gateway.client().complete(*args, **kwargs)
         return response_from_message(reply["message"], model=args[0], duration_ms=reply.get("duration_ms"))
 
     def stream(self, request: Any) -> Iterator[Any]:
+        """lm15 stream events (one start, deltas, one end) via ``/lm/stream``; raises on failure."""
         args, kwargs = self._call_args(self._body(request))
         mapper = StreamMapper(args[0])
         with mapped_errors():
@@ -184,12 +188,14 @@ class AsyncPiGatewayEngine(_EngineBase):
     """One async attempt through the Pi gateway (the client keeps one connection pool per loop)."""
 
     async def complete(self, request: Any) -> Any:
+        """Async :meth:`PiGatewayEngine.complete`."""
         args, kwargs = self._call_args(self._body(request))
         with mapped_errors():
             reply = await self._gateway.client().acomplete(*args, **kwargs)
         return response_from_message(reply["message"], model=args[0], duration_ms=reply.get("duration_ms"))
 
     async def stream(self, request: Any) -> AsyncIterator[Any]:
+        """Async :meth:`PiGatewayEngine.stream`."""
         args, kwargs = self._call_args(self._body(request))
         mapper = StreamMapper(args[0])
         with mapped_errors():
@@ -204,9 +210,11 @@ class AsyncPiGatewayEngine(_EngineBase):
                     await aclose()
 
     async def aclose(self) -> None:
+        """As :meth:`PiGatewayEngine.close`."""
         self._gateway.close()
 
     def close(self) -> None:
+        """As :meth:`PiGatewayEngine.close`."""
         self._gateway.close()
 
 
@@ -267,6 +275,7 @@ class PiGatewayLM(dspy.LM):
         return initial
 
     def copy(self, **kwargs: Any) -> PiGatewayLM:
+        """``dspy.LM.copy``; a new ``model`` gets engines for it on the same gateway."""
         if "model" in kwargs and "engine" not in kwargs:
             model = MODEL_PREFIX + pi_model_name(kwargs["model"])
             kwargs["model"] = model
