@@ -165,7 +165,8 @@ def models(available: bool, provider: str | None, as_json: bool) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=f"{len(rows)} models" + (" with credentials" if available else ""))
-    for col in ("model", "name", "context", "max out", "reasoning", "input", "$ in/out per 1M", "available"):
+    table.add_column("model", no_wrap=True)  # the name to copy: never wrapped
+    for col in ("name", "context", "max out", "reasoning", "input", "$ in/out per 1M", "available"):
         table.add_column(col, justify="right" if col in ("context", "max out") else "left")
     for m in rows:
         cost = m.get("cost") or {}

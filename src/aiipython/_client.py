@@ -10,6 +10,7 @@ JSON text on U+2028.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import threading
 import weakref
@@ -465,5 +466,6 @@ def get_client() -> PiGatewayClient:
         with _default_lock:
             if _default is None:
                 _default = PiGatewayClient()
+                atexit.register(_default.close)
     return _default
 
