@@ -106,6 +106,16 @@ class _SSEParser:
         return StreamEvent(event, data)
 
 
+async def _loop_guard(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    """Suspended once per event loop; ``asyncio.run`` (and any loop's ``shutdown_asyncgens``)
+    finalises it on that loop before closing it, which closes the loop's connection pool there,
+    where its sockets live. Without it a finished loop would leave unclosed sockets behind."""
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
 def _body(model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
           options: dict[str, Any] | None) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": messages}
@@ -148,9 +158,9 @@ class PiGatewayClient:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncIterator[None]]
+        ] = weakref.WeakKeyDictionary()
         self._closed = False
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -188,16 +198,21 @@ class PiGatewayClient:
                 http = self._http
         return http
 
-    def _asyncc(self) -> httpx.AsyncClient:
+    async def _asyncc(self) -> httpx.AsyncClient:
+        """This event loop's client, closed on that loop when it shuts down (see ``_loop_guard``)."""
         loop = asyncio.get_running_loop()
-        client = self._async.get(loop)
-        if client is None:
+        entry = self._async.get(loop)
+        if entry is None:
+            for dead in [other for other in self._async if other.is_closed()]:
+                del self._async[dead]  # already closed by their guards
             client = httpx.AsyncClient(
                 limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
                 timeout=self._timeouts(),
             )
-            self._async[loop] = client
-        return client
+            guard = _loop_guard(client)
+            await guard.__anext__()  # registered with the loop: finalised by shutdown_asyncgens()
+            entry = self._async[loop] = (client, guard)
+        return entry[0]
 
     @contextmanager
     def _translate(self, gateway: Gateway | None, timeout: httpx.Timeout) -> Iterator[None]:
@@ -358,7 +373,7 @@ class PiGatewayClient:
         url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
         timeout = self._timeouts()
         with self._translate(gateway, timeout):
-            response = await self._asyncc().get(url + path, headers={"authorization": f"Bearer {token}"}, timeout=timeout)
+            response = await (await self._asyncc()).get(url + path, headers={"authorization": f"Bearer {token}"}, timeout=timeout)
         return self._decode(response, token)
 
     def _needs_start(self) -> bool:
@@ -394,7 +409,7 @@ class PiGatewayClient:
         url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
         timeout = self._timeouts(options)
         with self._translate(gateway, timeout):
-            response = await self._asyncc().post(
+            response = await (await self._asyncc()).post(
                 url + "/lm/complete", json=_body(model, messages, tools, options),
                 headers={"authorization": f"Bearer {token}"}, timeout=timeout,
             )
@@ -413,7 +428,7 @@ class PiGatewayClient:
         timeout = self._timeouts(options)
         parser, seen_end = _SSEParser(), False
         with self._translate(gateway, timeout):
-            async with self._asyncc().stream(
+            async with (await self._asyncc()).stream(
                 "POST", url + "/lm/stream", json=_body(model, messages, tools, options),
                 headers={"authorization": f"Bearer {token}"}, timeout=timeout,
             ) as response:
@@ -441,11 +456,11 @@ class PiGatewayClient:
     async def aclose(self) -> None:
         """Close this loop's async connections, then :meth:`close`."""
         try:
-            client = self._async.get(asyncio.get_running_loop())
+            entry = self._async.pop(asyncio.get_running_loop(), None)
         except RuntimeError:
-            client = None
-        if client is not None:
-            await client.aclose()
+            entry = None
+        if entry is not None:
+            await entry[0].aclose()
         self.close()
 
     def __enter__(self) -> PiGatewayClient:
