@@ -7,8 +7,18 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { ModelRuntime, SettingsManager, VERSION } from "@earendil-works/pi-coding-agent";
 import { getSupportedThinkingLevels, isContextOverflow } from "@earendil-works/pi-ai";
-import { findEnvKeys, getProviders as getBuiltinProviderIds } from "@earendil-works/pi-ai/compat";
+import { findEnvKeys, getProviders as getBuiltinProviderIds, registerApiProvider } from "@earendil-works/pi-ai/compat";
+import * as openaiCompletions from "@earendil-works/pi-ai/api/openai-completions";
 import { GatewayError, addSecret, invalid } from "./errors.mjs";
+import { fastFetch } from "./fast_fetch.mjs";
+
+// Custom (models.json / run-time) providers reach their API through pi's API registry, whose
+// entries import the implementation on every call (`import()` costs tens of µs per request).
+// Register openai-completions (the local model's and most custom providers' API) eagerly.
+registerApiProvider(
+  { api: "openai-completions", stream: openaiCompletions.stream, streamSimple: openaiCompletions.streamSimple },
+  "aiipython-gateway",
+);
 
 export const PI_VERSION = VERSION;
 
@@ -341,14 +351,14 @@ export class PiAdapter {
 
   /**
    * Start a pi call. Returns pi's event stream and `wire`, which records the last upstream
-   * HTTP status and Retry-After when the API lets the gateway supply fetch.
+   * HTTP status and Retry-After when the API lets the gateway supply fetch (fast_fetch.mjs).
    */
   stream(model, context, options, { signal, timeoutMs, usesFetch }) {
     const wire = { status: 0, retryAfter: undefined, retryAfterMs: undefined };
     const piOptions = { ...options, signal, timeoutMs: timeoutMs + 5000 };
     if (usesFetch) {
       piOptions.fetch = (input, init) =>
-        globalThis.fetch(input, init).then((res) => {
+        fastFetch(input, init).then((res) => {
           wire.status = res.status;
           if (res.status >= 400) {
             wire.retryAfter = res.headers.get("retry-after") ?? undefined;
