@@ -77,14 +77,6 @@ def _pi_model(lm: Any) -> str | None:
     return None
 
 
-def _usage_from_pi(message: dict[str, Any]) -> dict[str, Any]:
-    u = message.get("usage") or {}
-    prompt = int(u.get("input", 0)) + int(u.get("cacheRead", 0)) + int(u.get("cacheWrite", 0))
-    completion = int(u.get("output", 0))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "cache_read_tokens": int(u.get("cacheRead", 0)), "cost_usd": float((u.get("cost") or {}).get("total", 0.0))}
-
-
 @cli.command()
 @click.argument("prompt")
 @click.option("--system", default=None, help="A system prompt.")
@@ -113,7 +105,7 @@ def ask(ctx: click.Context, prompt: str, system: str | None, max_tokens: int | N
 
 def _ask_pi(model: str, messages: list[dict[str, Any]], max_tokens: int | None, temperature: float | None,
             *, stream: bool) -> dict[str, Any]:
-    from ._client import get_client  # noqa: PLC0415
+    from ._client import get_client, openai_usage  # noqa: PLC0415
 
     options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
     done: dict[str, Any] | None = None
@@ -129,7 +121,7 @@ def _ask_pi(model: str, messages: list[dict[str, Any]], max_tokens: int | None, 
     assert done is not None  # stream() raises unless it ends with done
     text = "".join(block.get("text", "") for block in done.get("content", []) if block.get("type") == "text")
     return {"backend": "pi", "model": model, "text": text or "".join(parts), "stop_reason": done.get("stopReason"),
-            "usage": _usage_from_pi(done)}
+            "usage": openai_usage(done.get("usage"))}
 
 
 def _ask_lm(lm: Any, messages: list[dict[str, Any]], max_tokens: int | None, temperature: float | None,

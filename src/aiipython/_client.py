@@ -33,7 +33,7 @@ from ._settings import load_settings
 if TYPE_CHECKING:
     from ._gateway import Gateway
 
-__all__ = ["PiGatewayClient", "StreamEvent", "get_client"]
+__all__ = ["PiGatewayClient", "StreamEvent", "get_client", "openai_usage"]
 
 #: Extra seconds the HTTP read timeout allows beyond the gateway's own upstream timeout, so the
 #: gateway's 504 (with its message) arrives before our client gives up.
@@ -104,6 +104,23 @@ class _SSEParser:
         if not isinstance(data, dict):
             raise GatewayProtocolError(f"the gateway sent an SSE frame {event!r} whose data is not an object")
         return StreamEvent(event, data)
+
+
+def openai_usage(usage: Any) -> dict[str, Any]:
+    """pi's ``usage`` → OpenAI-shaped token counts and dollars (DESIGN.md "Usage numbers").
+
+    pi's ``input`` excludes cached tokens, so ``prompt_tokens = input + cacheRead + cacheWrite``,
+    ``completion_tokens = output``, ``total_tokens`` their sum; ``cost_usd`` is pi's ``cost.total``.
+    """
+    usage = usage if isinstance(usage, dict) else {}
+    cache_read = int(usage.get("cacheRead") or 0)
+    cache_write = int(usage.get("cacheWrite") or 0)
+    prompt = int(usage.get("input") or 0) + cache_read + cache_write
+    completion = int(usage.get("output") or 0)
+    cost = usage.get("cost") if isinstance(usage.get("cost"), dict) else {}
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "cache_read_tokens": cache_read, "cache_write_tokens": cache_write,
+            "cost_usd": float(cost.get("total") or 0.0)}
 
 
 async def _loop_guard(client: httpx.AsyncClient) -> AsyncIterator[None]:

@@ -163,7 +163,7 @@ def _stream_answer(lm: Any, is_pi: bool, console: Any) -> tuple[str, dict[str, A
         text = outputs[0] if outputs and isinstance(outputs[0], str) else str(outputs[0].get("text", ""))
         console.print(text, end="")
         return text, {}
-    from ._client import get_client  # noqa: PLC0415
+    from ._client import get_client, openai_usage  # noqa: PLC0415
 
     parts: list[str] = []
     done: dict[str, Any] = {}
@@ -174,9 +174,4 @@ def _stream_answer(lm: Any, is_pi: bool, console: Any) -> tuple[str, dict[str, A
             console.print(event.delta, end="", soft_wrap=True)
         elif event.type == "done":
             done = event.message or {}
-    usage = done.get("usage") or {}
-    return "".join(parts), {
-        "prompt_tokens": int(usage.get("input", 0)) + int(usage.get("cacheRead", 0)) + int(usage.get("cacheWrite", 0)),
-        "completion_tokens": int(usage.get("output", 0)),
-        "cost_usd": float((usage.get("cost") or {}).get("total", 0.0)),
-    }
+    return "".join(parts), openai_usage(done.get("usage"))

@@ -15,6 +15,7 @@ from typing import Any
 from dspy import lm15
 
 from . import _errors as E
+from ._client import openai_usage
 
 __all__ = ["MODEL_PREFIX", "pi_model_name", "request_body", "response_from_message", "StreamMapper",
            "mapped_errors", "lm15_error"]
@@ -299,18 +300,14 @@ def request_body(request: Any) -> dict[str, Any]:
 
 def _usage(raw: Mapping[str, Any] | None) -> Any:
     """pi usage -> lm15 Usage; DESIGN.md "Usage numbers" (input counts cached tokens too)."""
-    raw = raw or {}
-    cache_read = int(raw.get("cacheRead") or 0)
-    cache_write = int(raw.get("cacheWrite") or 0)
-    inputs = int(raw.get("input") or 0) + cache_read + cache_write
-    outputs = int(raw.get("output") or 0)
-    reasoning = raw.get("reasoning")  # pi >= 0.87: the part of ``output`` spent thinking, when reported
+    counts = openai_usage(dict(raw or {}))
+    reasoning = (raw or {}).get("reasoning")  # pi >= 0.87: the part of ``output`` spent thinking, when reported
     return lm15.Usage(
-        input_tokens=inputs,
-        output_tokens=outputs,
-        total_tokens=inputs + outputs,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
+        input_tokens=counts["prompt_tokens"],
+        output_tokens=counts["completion_tokens"],
+        total_tokens=counts["total_tokens"],
+        cache_read_tokens=counts["cache_read_tokens"],
+        cache_write_tokens=counts["cache_write_tokens"],
         reasoning_tokens=int(reasoning) if isinstance(reasoning, int) and reasoning > 0 else None,
     )
 
