@@ -80,6 +80,7 @@ export function buildApp({
     logger: false,
     bodyLimit,
     requestIdHeader: false,
+    return503OnClosing: false, // the onRequest hook answers 503 shutting_down with the envelope
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : `${idPrefix}-${(++seq).toString(36)}`;

@@ -108,6 +108,10 @@ export function providerConfigFromModelsJson(id, block) {
   for (const key of Object.keys(block)) {
     if (!PROVIDER_KEYS.has(key)) throw new Error(`provider "${id}": field "${key}" is not supported at run time`);
   }
+  if (block.models === undefined) {
+    if (block.compat !== undefined) throw new Error(`provider "${id}": "compat" needs "models" at run time`);
+    return { ...block }; // overrides a built-in provider (baseUrl, apiKey, headers)
+  }
   if (!Array.isArray(block.models) || block.models.length === 0) {
     throw new Error(`provider "${id}": "models" must be a non-empty list`);
   }
@@ -258,12 +262,13 @@ export class PiAdapter {
   }
 
   /** Throw 403 provider_not_configured unless pi has credentials for the model's provider. */
-  async ensureAuth(model) {
+  async ensureAuth(model, signal) {
     if (this.runtime.hasConfiguredAuth(model.provider)) return; // snapshot: the fast path
     let auth;
     try {
-      auth = await this.runtime.getAuth(model);
-    } catch {
+      auth = await this.runtime.getAuth(model, { signal });
+    } catch (err) {
+      if (signal?.aborted) throw err; // the caller knows why (timeout, client gone, shutdown)
       auth = undefined; // e.g. an OAuth refresh that failed: the user must log in again
     }
     if (!auth) throw new GatewayError("provider_not_configured", this.notConfiguredMessage(model.provider));

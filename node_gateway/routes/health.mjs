@@ -8,5 +8,12 @@ export default async function healthRoutes(app, { adapter, startedAt, version })
     version,
     pi_version: adapter.piVersion,
     node_version: process.version,
+    memory: memoryMb(),
   }));
+}
+
+function memoryMb() {
+  const m = process.memoryUsage();
+  const mb = (n) => Math.round(n / 104857.6) / 10;
+  return { rss_mb: mb(m.rss), heap_used_mb: mb(m.heapUsed), heap_total_mb: mb(m.heapTotal) };
 }

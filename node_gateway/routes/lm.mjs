@@ -51,22 +51,37 @@ class Call {
 
 const round = (ms) => Math.round(ms * 10) / 10;
 
+/** The error for a call the gateway aborted before pi started (client gone: nobody reads it). */
+function abortedError(call) {
+  if (call.reason === "timeout") {
+    return new GatewayError("upstream_timeout", `no complete answer within ${call.timeoutMs} ms (waiting for credentials)`);
+  }
+  if (call.reason === "shutdown") return new GatewayError("shutting_down", "the gateway is shutting down");
+  return new GatewayError("upstream_error", "the client closed the connection");
+}
+
 export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeoutMs, state }) {
-  /** Validate, resolve and check credentials; nothing is sent upstream before this passes. */
-  async function prepare(request) {
+  /** Validate, resolve and convert; nothing is sent upstream before this passes. */
+  function prepare(request) {
     const name = requestModelName(request.body);
     const model = adapter.resolve(name);
     request.gw.model = `${model.provider}/${model.id}`;
     const { context, options, toolNames } = convertRequest(request.body, model);
     const { options: piOptions, usesFetch } = adapter.callOptions(model, options, toolNames);
-    await adapter.ensureAuth(model);
     return { model, context, piOptions, usesFetch, timeoutMs: options.timeout_ms ?? defaultTimeoutMs };
   }
 
-  function start(request, prepared) {
+  /** Start the call's clock, check credentials (403 if none), then start pi's stream. */
+  async function start(request, prepared) {
     if (state.shuttingDown) throw new GatewayError("shutting_down", "the gateway is shutting down");
     const call = new Call(state.inflight, prepared.timeoutMs);
     request.gw.call = call;
+    try {
+      await adapter.ensureAuth(prepared.model, call.signal);
+    } catch (err) {
+      call.finish();
+      throw call.reason ? abortedError(call) : err;
+    }
     const { events, wire } = adapter.stream(prepared.model, prepared.context, prepared.piOptions, {
       signal: call.signal,
       timeoutMs: prepared.timeoutMs,
@@ -88,8 +103,8 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
   }
 
   app.post("/lm/complete", { schema: { body: bodySchema } }, async (request, reply) => {
-    const prepared = await prepare(request);
-    const { call, events, wire, t0 } = start(request, prepared);
+    const prepared = prepare(request);
+    const { call, events, wire, t0 } = await start(request, prepared);
     let message;
     try {
       message = await events.result();
@@ -108,9 +123,9 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
   });
 
   app.post("/lm/stream", { schema: { body: bodySchema } }, async (request, reply) => {
-    const prepared = await prepare(request);
+    const prepared = prepare(request);
     const { model } = prepared;
-    const { call, events, wire, t0 } = start(request, prepared);
+    const { call, events, wire, t0 } = await start(request, prepared);
     const res = reply.raw;
     let open = false; // headers sent
     let started = false; // the start frame written (or pending until the first content)
