@@ -51,15 +51,6 @@ def pi_model_name(model: str) -> str:
     return name
 
 
-# pi's thinking levels (docs/protocol.md options.reasoning); lm15's "max" has no pi level.
-_PI_LEVELS = frozenset({"off", "minimal", "low", "medium", "high", "xhigh"})
-_FINISH = {"stop": "stop", "length": "length", "toolUse": "tool_call"}
-# Request.config fields the gateway has no option for (pi's streamSimple has no top_p/seed/...).
-_UNCARRIED_CONFIG = (
-    "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty", "response_format", "cache",
-    "service_tier", "user_id", "store", "logprobs", "probabilities", "extensions",
-)
-_CONFIG_DEFAULTS = {"stop": (), "extensions": None}
 
 
 
