@@ -1,10 +1,10 @@
 // A lean `fetch` for pi's provider calls: undici.request() (one socket write for headers and a
-// string body, no WHATWG request-body stream) wrapped into a standard Response.
+// string body, no WHATWG request-body stream) wrapped into a standard Response whose body is a
+// thin web stream over undici's Node stream.
 // Measured on the openai-completions path it cuts the gateway's CPU per call by about a third
 // compared with Node's fetch. It covers what provider SDKs send (a string or bytes body);
 // anything else (streams, FormData, redirects) is handed to the global fetch unchanged.
 
-import { Readable } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { request } from "undici";
 
@@ -67,5 +67,40 @@ export async function fastFetch(input, init = {}) {
     out.delete("content-encoding");
     out.delete("content-length");
   }
-  return new Response(Readable.toWeb(stream), { status: res.statusCode, headers: out });
+  return new Response(toWebStream(stream), { status: res.statusCode, headers: out });
+}
+
+/** A Node Readable as a web ReadableStream: less machinery than Readable.toWeb, same backpressure. */
+function toWebStream(node) {
+  let finished = false;
+  return new ReadableStream({
+    start(controller) {
+      node.on("data", (chunk) => {
+        controller.enqueue(chunk);
+        if (controller.desiredSize <= 0) node.pause();
+      });
+      node.once("end", () => {
+        if (finished) return;
+        finished = true;
+        controller.close();
+      });
+      node.once("error", (err) => {
+        if (finished) return;
+        finished = true;
+        controller.error(err);
+      });
+      node.once("close", () => {
+        if (finished) return; // closed without end or error: the connection went away
+        finished = true;
+        controller.error(new TypeError("terminated"));
+      });
+    },
+    pull() {
+      node.resume();
+    },
+    cancel(reason) {
+      finished = true;
+      node.destroy(reason instanceof Error ? reason : undefined);
+    },
+  }, { highWaterMark: 16 }); // chunks buffered before the Node stream is paused
 }
