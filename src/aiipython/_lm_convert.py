@@ -51,9 +51,6 @@ def pi_model_name(model: str) -> str:
     return name
 
 
-
-
-
 # ---------------------------------------------------------------------------------------------
 # errors: aiipython -> dspy.lm15 (DSPy projects lm15 errors to its own; engines/errors.py)
 
