@@ -1,0 +1,172 @@
+// scripts/bench helper: pi called in-process in Node (no HTTP hop), driven over stdin/stdout.
+//
+//   node scripts/bench_pi_inproc.mjs --app <dir holding node_gateway/> --agent-dir <pi agent dir> --upstream <url/v1>
+//
+// It loads the gateway's own modules from the installed app dir (the same files and the same
+// node_modules the gateway runs), installs the gateway's undici dispatcher first (as server.mjs
+// does), and then answers one JSON line per command line on stdin:
+//   {"op": "complete", "mode": M, "n": N, "model": "fake/fake-model"} -> {"ms": [N sequential call times]}
+//       M = "adapter": exactly what POST /lm/complete does minus HTTP: resolve, convertRequest,
+//                      callOptions, ensureAuth, adapter.stream(...).events.result()
+//           "pi":      pi's runtime.streamSimple(model, context, {maxRetries: 0}).result() alone
+//           "fetch":   Node fetch (same dispatcher) POST to the upstream, body read: the Node floor
+//   {"op": "ttft", "n": N, "model": "fake/fake-stream"} -> {"ttft_ms": [...], "total_ms": [...]}
+//       time to pi's first text_delta event through the adapter
+//   {"op": "heap", "pid": P} -> {"heap": {...}} or {"error": "..."}: activates the inspector of
+//       process P with SIGUSR1 (127.0.0.1:9229), forces a full GC and reads process.memoryUsage()
+//   {"op": "quit"}
+// Loopback only; every loop is bounded by N.
+
+import { parseArgs } from "node:util";
+import { createInterface } from "node:readline";
+import { pathToFileURL } from "node:url";
+import { join } from "node:path";
+
+const { values } = parseArgs({
+  options: {
+    app: { type: "string" },
+    "agent-dir": { type: "string" },
+    upstream: { type: "string" },
+  },
+});
+const gw = (name) => pathToFileURL(join(values.app, "node_gateway", name)).href;
+
+const { installDispatcher } = await import(gw("dispatcher.mjs"));
+installDispatcher(); // before pi loads and before any fetch, as server.mjs does
+const { createAdapter } = await import(gw("pi_adapter.mjs"));
+const { convertRequest } = await import(gw("convert.mjs"));
+const adapter = await createAdapter({ agentDir: values["agent-dir"] });
+
+const MESSAGES = [{ role: "user", content: "What is the capital of France?" }];
+const body = (model) => ({ model, messages: MESSAGES });
+
+async function adapterCall(model, onFirstText) {
+  const request = body(model);
+  const m = adapter.resolve(request.model);
+  const { context, options, toolNames } = convertRequest(request, m);
+  const { options: piOptions, usesFetch } = adapter.callOptions(m, options, toolNames);
+  await adapter.ensureAuth(m);
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), 30000);
+  try {
+    const { events } = adapter.stream(m, context, piOptions, { signal: controller.signal, timeoutMs: 30000, usesFetch });
+    if (onFirstText) {
+      for await (const ev of events) {
+        if (ev.type === "text_delta") onFirstText();
+      }
+    }
+    const message = await events.result();
+    if (message.stopReason === "error" || message.stopReason === "aborted") throw new Error(message.errorMessage);
+    return message;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function piCall(model) {
+  const m = adapter.resolve(model);
+  const { context } = convertRequest(body(model), m);
+  const message = await adapter.runtime.streamSimple(m, context, { maxRetries: 0 }).result();
+  if (message.stopReason === "error") throw new Error(message.errorMessage);
+  return message;
+}
+
+const upstreamBody = JSON.stringify({ model: "fake-model", messages: MESSAGES, stream: true });
+async function fetchCall() {
+  const res = await fetch(`${values.upstream}/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer x" },
+    body: upstreamBody,
+  });
+  await res.text();
+}
+
+async function timeN(n, fn) {
+  const ms = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn();
+    ms.push(performance.now() - t);
+  }
+  return ms;
+}
+
+async function heap(pid) {
+  process.kill(pid, "SIGUSR1");
+  let target;
+  for (let i = 0; i < 50 && !target; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      const list = await (await fetch("http://127.0.0.1:9229/json/list")).json();
+      target = list.find((t) => t.webSocketDebuggerUrl);
+    } catch {
+      // not listening yet
+    }
+  }
+  if (!target) return { error: "the inspector did not open on 127.0.0.1:9229" };
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error("inspector websocket failed"));
+  });
+  let id = 0;
+  const pending = new Map();
+  ws.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    if (msg.id && pending.has(msg.id)) {
+      pending.get(msg.id)(msg);
+      pending.delete(msg.id);
+    }
+  };
+  const send = (method, params = {}) =>
+    new Promise((resolve) => {
+      const mid = ++id;
+      pending.set(mid, resolve);
+      ws.send(JSON.stringify({ id: mid, method, params }));
+    });
+  const read = async () => {
+    const r = await send("Runtime.evaluate", { expression: "JSON.stringify(process.memoryUsage())", returnByValue: true });
+    return JSON.parse(r.result.result.value);
+  };
+  const before = await read();
+  await send("HeapProfiler.collectGarbage");
+  const after = await read();
+  ws.close();
+  return { heap: { before_gc: before, after_gc: after } };
+}
+
+const rl = createInterface({ input: process.stdin });
+const out = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+out({ ready: true, pi_version: adapter.piVersion, node_version: process.version });
+for await (const line of rl) {
+  if (!line.trim()) continue;
+  const cmd = JSON.parse(line);
+  try {
+    if (cmd.op === "quit") break;
+    if (cmd.op === "complete") {
+      const model = cmd.model ?? "fake/fake-model";
+      const fn = cmd.mode === "pi" ? () => piCall(model) : cmd.mode === "fetch" ? fetchCall : () => adapterCall(model);
+      out({ ms: await timeN(cmd.n, fn) });
+    } else if (cmd.op === "ttft") {
+      const ttft = [];
+      const total = [];
+      for (let i = 0; i < cmd.n; i++) {
+        const t = performance.now();
+        let first;
+        await adapterCall(cmd.model ?? "fake/fake-stream", () => {
+          first ??= performance.now() - t;
+        });
+        total.push(performance.now() - t);
+        ttft.push(first);
+      }
+      out({ ttft_ms: ttft, total_ms: total });
+    } else if (cmd.op === "heap") {
+      out(await heap(cmd.pid));
+    } else {
+      out({ error: `unknown op ${cmd.op}` });
+    }
+  } catch (err) {
+    out({ error: String(err?.stack ?? err) });
+  }
+}
+process.exit(0);

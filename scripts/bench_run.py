@@ -1,0 +1,925 @@
+"""scripts/bench: measure aiipython's gateway on this machine, side by side, in one run.
+
+Run through ``scripts/bench`` (it installs wrk and sets the environment). Writes
+``docs/benchmarks.json`` (raw numbers), then ``scripts/bench_report.py`` turns it into
+``docs/benchmarks.md`` and the charts in ``docs/benchmarks/``.
+
+Everything talks to 127.0.0.1 only: a canned OpenAI-compatible upstream in its own Node process
+(``scripts/bench_upstream.mjs``), the gateway, and a Node helper calling pi in-process
+(``scripts/bench_pi_inproc.mjs``). Every loop is bounded by a count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import collections
+import contextlib
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import pstats
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+MODEL = "fake/fake-model"
+STREAM_MODEL = "fake/fake-stream"
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = "What is the capital of France?"
+CONCURRENCY = (1, 8, 32, 128)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- statistics ------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    """Percentile ``q`` (0-100), linear interpolation between closest ranks."""
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def summary(rounds: list[list[float]]) -> dict[str, Any]:
+    """Median of round medians, plus p50/p95/p99 over every sample pooled (all in ms)."""
+    pooled = [v for r in rounds for v in r]
+    medians = [statistics.median(r) for r in rounds]
+    return {
+        "median_of_round_medians": round(statistics.median(medians), 4),
+        "round_medians": [round(m, 4) for m in medians],
+        "p50": round(pct(pooled, 50), 4),
+        "p95": round(pct(pooled, 95), 4),
+        "p99": round(pct(pooled, 99), 4),
+        "mean": round(statistics.fmean(pooled), 4),
+        "min": round(min(pooled), 4),
+        "n": len(pooled),
+    }
+
+
+# ---- child processes -------------------------------------------------------------------------
+
+
+class JsonLineChild:
+    """A child that prints one JSON readiness line, then answers one JSON line per command."""
+
+    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, cwd=cwd, text=True, bufsize=1,
+        )
+        self._err: collections.deque[str] = collections.deque(maxlen=50)
+        threading.Thread(target=self._drain, daemon=True).start()
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise RuntimeError(f"{argv[1]} exited before it was ready:\n" + "\n".join(self._err))
+        self.info = json.loads(line)
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._err.append(line.rstrip())
+
+    def ask(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("helper exited:\n" + "\n".join(self._err))
+        out = json.loads(line)
+        if "error" in out and cmd.get("op") != "heap":
+            raise RuntimeError(f"helper failed on {cmd}: {out['error']}")
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
+def write_agent_dir(agent: Path, base_url: str) -> None:
+    """pi's models.json: provider ``fake`` with the two bench models (tests/fake_upstream.py's compat flags)."""
+    agent.mkdir(parents=True, exist_ok=True)
+    compat = {"supportsStore": False, "supportsDeveloperRole": False, "supportsReasoningEffort": False,
+              "supportsUsageInStreaming": True, "maxTokensField": "max_tokens"}
+    model = {"reasoning": False, "input": ["text", "image"], "contextWindow": 32000, "maxTokens": 4096,
+             "cost": {"input": 1.0, "output": 2.0, "cacheRead": 0.5, "cacheWrite": 0.0}, "compat": compat}
+    (agent / "models.json").write_text(json.dumps({"providers": {"fake": {
+        "baseUrl": base_url, "api": "openai-completions", "apiKey": "sk-bench-not-a-secret",
+        "models": [{"id": "fake-model", "name": "Fake model", **model},
+                   {"id": "fake-stream", "name": "Fake streaming model", **model}],
+    }}}, indent=2))
+
+
+# ---- machine and versions --------------------------------------------------------------------
+
+
+def machine_info(node: Path, gateway_info: dict[str, Any], install_root: Path) -> dict[str, Any]:
+    import dspy
+    import httpx
+    import litellm  # noqa: F401 - imported already by then (engine="litellm")
+    import psutil
+    from importlib.metadata import version
+
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+
+    def npm_version(pkg: str) -> str | None:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads((install_root / "node_modules" / pkg / "package.json").read_text())["version"]
+        return None
+
+    wrk = shutil.which("wrk")
+    wrk_version = None
+    if wrk:
+        out = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
+        wrk_version = (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else None
+    git: dict[str, Any] = {}
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        git["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                       text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--", "node_gateway", "src", "package.json",
+                                 "package-lock.json"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+        git["dirty"] = sorted({line[3:].strip() for line in status.splitlines() if line.strip()})
+    return {
+        "git": git,
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "node": gateway_info.get("node_version"),
+        "node_path": str(node),
+        "versions": {
+            "aiipython": version("aiipython"),
+            "gateway": gateway_info.get("version"),
+            "pi": gateway_info.get("pi_version"),
+            "fastify": npm_version("fastify"),
+            "undici": npm_version("undici"),
+            "dspy": dspy.__version__,
+            "litellm": version("litellm"),
+            "httpx": httpx.__version__,
+            "wrk": wrk_version,
+        },
+    }
+
+
+# ---- 4. start-up -----------------------------------------------------------------------------
+
+
+def bench_import(runs: int) -> dict[str, Any]:
+    code = "import time; t = time.perf_counter(); import aiipython; print(time.perf_counter() - t)"
+    wall, inner = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        wall.append((time.perf_counter() - t) * 1000)
+        inner.append(float(out.stdout.strip()) * 1000)
+    base = []
+    for _ in range(max(3, runs // 2)):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        base.append((time.perf_counter() - t) * 1000)
+    # the heaviest imports (cumulative us) by -X importtime, for the report
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import aiipython"], capture_output=True, text=True)
+    rows = []
+    for line in out.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if m:
+            rows.append((int(m[2]), len(m[3]), m[4]))
+    top = [{"module": name, "cumulative_ms": round(cum / 1000, 1)} for cum, depth, name in sorted(rows, reverse=True)
+           if depth <= 3][:8]
+    mods = subprocess.run([sys.executable, "-c", "import sys, aiipython; print(' '.join(sorted(m for m in "
+                           "('httpx', 'dspy', 'litellm', 'psutil', 'platformdirs', 'filelock') if m in sys.modules)))"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    return {
+        "import_ms": {"median": round(statistics.median(inner), 1), "min": round(min(inner), 1),
+                      "samples": [round(v, 1) for v in inner]},
+        "interpreter_with_import_ms": round(statistics.median(wall), 1),
+        "bare_interpreter_ms": round(statistics.median(base), 1),
+        "importtime_top": top,
+        "heavy_modules_loaded": mods,
+    }
+
+
+def bench_spawn(runs: int) -> dict[str, Any]:
+    from aiipython._gateway import start_gateway
+    from aiipython._settings import load_settings
+
+    settings = load_settings()
+    first = time.perf_counter()
+    gw = start_gateway(settings, progress=False)  # also find_node's `node --version` (cached after)
+    first_ms = (time.perf_counter() - first) * 1000
+    gw.close()
+    samples, closes = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        gw = start_gateway(settings, progress=False)
+        samples.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        gw.close()
+        closes.append((time.perf_counter() - t) * 1000)
+    return {"spawn_ready_ms": {"median": round(statistics.median(samples), 1), "min": round(min(samples), 1),
+                               "max": round(max(samples), 1), "samples": [round(v, 1) for v in samples]},
+            "first_in_process_ms": round(first_ms, 1),
+            "close_ms_median": round(statistics.median(closes), 1)}
+
+
+def bench_npm_ci() -> dict[str, Any]:
+    from aiipython._node import find_node, install_gateway
+    from aiipython._settings import load_settings
+
+    cache = Path(tempfile.mkdtemp(prefix="aiipython-bench-npm-"))
+    env = dict(os.environ, AIIPYTHON_CACHE_DIR=str(cache), AIIPYTHON_LOCAL_MODEL="off")
+    settings = load_settings(env)
+    runtime = find_node(settings)
+    try:
+        t = time.perf_counter()
+        install = install_gateway(settings, runtime, progress=False)
+        seconds = time.perf_counter() - t
+        size = sum(p.stat().st_size for p in install.root.rglob("*") if p.is_file())
+        files = sum(1 for p in (install.root / "node_modules").iterdir() if p.is_dir())
+        return {"seconds": round(seconds, 2), "installed_mb": round(size / 1e6), "top_level_packages": files,
+                "npm_download_cache": "npm's own download cache (~/.npm) as found on this machine"}
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal (e.g. no registry access)
+        return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+# ---- 1. per-call overhead --------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], Any], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        fn()
+        out.append((time.perf_counter_ns() - t) / 1e6)
+    return out
+
+
+def per_call(paths: dict[str, Callable[[int], list[float]]], rounds: int, n: int, warm: int) -> dict[str, Any]:
+    names = list(paths)
+    for name in names:
+        paths[name](warm)
+    samples: dict[str, list[list[float]]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]  # rotate: no path always goes first
+        for name in order:
+            samples[name].append(paths[name](n))
+    return {name: {**summary(samples[name]), "_rounds": samples[name]} for name in names}
+
+
+# ---- 3. throughput (wrk) ---------------------------------------------------------------------
+
+WRK_LUA = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local token = os.getenv("BENCH_TOKEN")
+if token and #token > 0 then wrk.headers["Authorization"] = "Bearer " .. token end
+wrk.body = os.getenv("BENCH_BODY")
+done = function(summary, latency, requests)
+  local e = summary.errors
+  local f = io.open(os.getenv("BENCH_OUT"), "w")
+  f:write(string.format('{"requests": %d, "duration_us": %d, "bytes": %d, ' ..
+    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
+    '"latency_us": {"min": %d, "mean": %.1f, "max": %d, "stdev": %.1f, "p50": %d, "p90": %d, "p99": %d, "p999": %d}}',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency.max, latency.stdev,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))
+  f:close()
+end
+"""
+
+
+def _busy_seconds() -> float:
+    import psutil
+
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)
+
+
+def _our_seconds() -> float:
+    """CPU seconds of this process and every child, live or already reaped (psutil)."""
+    import psutil
+
+    me = psutil.Process()
+    t = me.cpu_times()
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            ct = child.cpu_times()
+            total += ct.user + ct.system
+    return total
+
+
+class Background:
+    """Machine-wide CPU over a window, split into ours (this process tree) and everyone else's.
+
+    Percent of one core (this machine has ``os.cpu_count()`` of them). Other people's processes on
+    a shared machine show up as ``others``: the report prints it beside every section.
+    """
+
+    def __enter__(self) -> Background:
+        self.t0, self.b0, self.o0 = time.perf_counter(), _busy_seconds(), _our_seconds()
+        return self
+
+    def result(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.t0
+        busy = 100 * (_busy_seconds() - self.b0) / wall
+        ours = 100 * (_our_seconds() - self.o0) / wall
+        return {"machine_busy": round(busy, 1), "ours": round(ours, 1), "others": round(max(0.0, busy - ours), 1)}
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def wait_quiet(max_wait: float, limit: float = 25.0) -> dict[str, Any]:
+    """Wait (at most ``max_wait`` s) until other processes use under ``limit`` % of one core."""
+    t0 = time.perf_counter()
+    samples = []
+    while True:
+        with Background() as bg:
+            time.sleep(1.0)
+        others = bg.result()["others"]
+        samples.append(others)
+        if others < limit or time.perf_counter() - t0 >= max_wait:
+            return {"others_percent_at_start": others, "waited_s": round(time.perf_counter() - t0, 1),
+                    "quiet": others < limit, "load_average": [round(x, 2) for x in os.getloadavg()]}
+        log(f"waiting for a quieter machine: other processes use {others:.0f}% of a core")
+
+
+class CpuWatch:
+    """CPU% of some processes over a window, the machine's other load, and one process's peak RSS."""
+
+    def __init__(self, pids: dict[str, int], rss_of: str | None = None) -> None:
+        import psutil
+
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.rss_of = rss_of
+        self.peak_rss = 0
+        self._stop = threading.Event()
+
+    def _cpu(self) -> dict[str, float]:
+        out = {}
+        for name, p in self.procs.items():
+            try:
+                t = p.cpu_times()
+                out[name] = t.user + t.system
+            except Exception:  # noqa: BLE001 - a process that already exited
+                out[name] = float("nan")
+        return out
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            if self.rss_of:
+                with contextlib.suppress(Exception):
+                    self.peak_rss = max(self.peak_rss, self.procs[self.rss_of].memory_info().rss)
+
+    def __enter__(self) -> CpuWatch:
+        self.t0, self.c0 = time.perf_counter(), self._cpu()
+        self.bg = Background().__enter__()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> tuple[dict[str, float], dict[str, float]]:
+        self._stop.set()
+        c1, wall = self._cpu(), time.perf_counter() - self.t0
+        return {name: round(100 * (c1[name] - self.c0[name]) / wall, 1) for name in c1}, self.bg.result()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+
+def run_wrk(url: str, *, body: str, token: str | None, connections: int, seconds: float, tmp: Path,
+            watch: dict[str, int], rss_of: str | None = None,
+            stop_when: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """One wrk run (POST ``body``); ``stop_when`` is polled every 50 ms and ends the run early (SIGINT)."""
+    import resource
+    import signal
+
+    script = tmp / "bench.lua"
+    script.write_text(WRK_LUA)
+    out = tmp / f"wrk-{time.monotonic_ns()}.json"
+    threads = min(2, connections)
+    env = dict(os.environ, BENCH_BODY=body, BENCH_TOKEN=token or "", BENCH_OUT=str(out))
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url]
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with CpuWatch(watch, rss_of=rss_of) as w:
+        if stop_when is not None:
+            deadline = time.monotonic() + seconds + 5
+            while proc.poll() is None and time.monotonic() < deadline:
+                if stop_when():
+                    proc.send_signal(signal.SIGINT)
+                    break
+                time.sleep(0.05)
+        stdout, _ = proc.communicate(timeout=seconds + 60)
+        cpu, bg = w.stop()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped in this window
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {stdout[-2000:]}")
+    res = json.loads(out.read_text())
+    out.unlink()
+    secs = res["duration_us"] / 1e6
+    cpu["wrk"] = round(100 * ((ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)) / secs, 1)
+    lat = res["latency_us"]
+    return {
+        "connections": connections, "threads": threads, "seconds": round(secs, 2), "requests": res["requests"],
+        "rps": round(res["requests"] / secs, 1),
+        "p50_ms": lat["p50"] / 1000, "p90_ms": lat["p90"] / 1000, "p99_ms": lat["p99"] / 1000,
+        "p999_ms": lat["p999"] / 1000, "max_ms": lat["max"] / 1000, "mean_ms": round(lat["mean"] / 1000, 3),
+        "errors": res["errors"], "cpu_percent": cpu, "machine_cpu_percent": bg,
+        **({"peak_rss_mb": round(w.peak_rss / 2**20, 1)} if rss_of else {}),
+    }
+
+
+# ---- 7. profiles -----------------------------------------------------------------------------
+
+
+def categorize_frame(url: str, fn: str) -> str:
+    if fn in ("(garbage collector)",):
+        return "V8 garbage collector"
+    if fn in ("(program)", "(root)"):
+        return "V8/native (program)"
+    if fn == "(idle)":
+        return "idle"
+    m = re.search(r"node_modules/((?:@[^/]+/)?[^/]+)/", url)
+    if m:
+        return f"npm: {m[1]}"
+    if "/node_gateway/" in url:
+        return "ours: node_gateway/*.mjs"
+    if url.startswith("node:internal/deps/undici"):
+        return "node: bundled undici"
+    if url.startswith("node:internal/http") or url.startswith("node:_http") or "/_http_" in url:
+        return "node: http server/client"
+    if url.startswith("node:internal/stream") or url.startswith("node:stream") or "streams" in url:
+        return "node: streams"
+    if url.startswith("node:net") or url.startswith("node:internal/net") or "stream_base" in url:
+        return "node: net/sockets"
+    if url.startswith("node:"):
+        return "node: other internals"
+    if not url:
+        return f"native: {fn or '(anonymous)'}" if fn.startswith("(") else "native/builtins"
+    return "other"
+
+
+def summarize_cpuprofile(path: Path, window: tuple[float, float] | None = None, top: int = 15) -> dict[str, Any]:
+    """Self time by category from a V8 .cpuprofile, only the samples inside ``window`` (seconds
+    after the profile started), so start-up is left out. Native frames (no url: writev, JSON,
+    microtasks) are also charged to the JS package that called them ("attributed")."""
+    prof = json.loads(path.read_text())
+    nodes = {n["id"]: n for n in prof["nodes"]}
+    parent = {c: n["id"] for n in prof["nodes"] for c in n.get("children", [])}
+    deltas = prof.get("timeDeltas") or []
+    self_us: collections.Counter[int] = collections.Counter()
+    elapsed = 0
+    lo, hi = (window[0] * 1e6, window[1] * 1e6) if window else (0, float("inf"))
+    for sample, delta, nxt in zip(prof.get("samples", []), deltas, deltas[1:] + [0]):
+        elapsed += delta
+        if lo <= elapsed <= hi:
+            self_us[sample] += nxt
+
+    def attributed(nid: int) -> str:
+        while True:
+            cf = nodes[nid]["callFrame"]
+            url, fn = cf.get("url", ""), cf.get("functionName", "")
+            if url or fn in ("(garbage collector)", "(program)", "(idle)") or nid not in parent:
+                return categorize_frame(url, fn)
+            nid = parent[nid]
+
+    def where(nid: int) -> str:
+        cf = nodes[nid]["callFrame"]
+        url = cf.get("url", "")
+        if not url:
+            return "native"
+        short = re.sub(r".*node_modules/", "", url)
+        short = re.sub(r".*/node_gateway/", "node_gateway/", short)
+        return f"{cf.get('functionName') or '(anonymous)'} {short}:{cf.get('lineNumber', 0) + 1}"
+
+    def caller(nid: int) -> str:
+        while nid in parent:
+            nid = parent[nid]
+            if nodes[nid]["callFrame"].get("url"):
+                return where(nid)
+        return ""
+
+    def stack_categories(nid: int) -> set[str]:
+        cats = set()
+        while True:
+            cf = nodes[nid]["callFrame"]
+            cats.add(categorize_frame(cf.get("url", ""), cf.get("functionName", "")))
+            if nid not in parent:
+                return cats
+            nid = parent[nid]
+
+    by_cat: collections.Counter[str] = collections.Counter()
+    by_attr: collections.Counter[str] = collections.Counter()
+    by_incl: collections.Counter[str] = collections.Counter()
+    by_fn: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
+    for nid, us in self_us.items():
+        cf = nodes[nid]["callFrame"]
+        url, fn = cf.get("url", ""), cf.get("functionName", "")
+        cat = categorize_frame(url, fn)
+        by_cat[cat] += us
+        by_attr[attributed(nid)] += us
+        for c in stack_categories(nid):
+            by_incl[c] += us
+        by_fn[(cat, fn or "(anonymous)", where(nid) if url else "native", "" if url else caller(nid))] += us
+    total = sum(self_us.values()) or 1
+    busy = total - by_cat.get("idle", 0) or 1
+    return {
+        "window_ms": round(total / 1000, 1),
+        "busy_ms": round(busy / 1000, 1),
+        "self_by_category_pct_of_busy": {k: round(100 * v / busy, 1) for k, v in by_cat.most_common() if k != "idle"},
+        "attributed_by_category_pct_of_busy": {k: round(100 * v / busy, 1) for k, v in by_attr.most_common() if k != "idle"},
+        "inclusive_by_category_pct_of_busy": {k: round(100 * v / busy, 1) for k, v in by_incl.most_common()
+                                              if k not in ("idle", "V8/native (program)")},
+        "top_self_functions": [{"category": c, "function": f, "where": w, "called_from": cl,
+                                "pct_of_busy": round(100 * v / busy, 1)}
+                               for (c, f, w, cl), v in by_fn.most_common(top + 1) if c != "idle"][:top],
+    }
+
+
+def profile_python(fn: Callable[[], Any], n: int, top: int = 12) -> dict[str, Any]:
+    """cProfile ``n`` calls of ``fn``; tottime grouped by package, and the top functions."""
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    for _ in range(n):
+        fn()
+    prof.disable()
+    wall = time.perf_counter() - t
+    st = pstats.Stats(prof)
+    by_pkg: collections.Counter[str] = collections.Counter()
+    rows = []
+    for (filename, line, func), (cc, nc, tt, ct, callers) in st.stats.items():  # type: ignore[attr-defined]
+        pkg = python_package(filename)
+        by_pkg[pkg] += tt
+        rows.append((tt, pkg, func, f"{Path(filename).name}:{line}", nc))
+    total = sum(by_pkg.values()) or 1
+    rows.sort(reverse=True)
+    return {
+        "calls": n,
+        "wall_ms_per_call_profiled": round(wall * 1000 / n, 3),
+        "self_by_package_pct": {k: round(100 * v / total, 1) for k, v in by_pkg.most_common(12)},
+        "top_self_functions": [{"package": p, "function": f, "where": w, "pct": round(100 * tt / total, 1),
+                                "calls_per_call": round(nc / n, 1)} for tt, p, f, w, nc in rows[:top]],
+    }
+
+
+def python_package(filename: str) -> str:
+    if "/src/aiipython/" in filename or "/aiipython/" in filename and "site-packages" not in filename:
+        return "aiipython (ours)"
+    m = re.search(r"site-packages/([^/]+)", filename)
+    if m:
+        return m[1].removesuffix(".py")
+    if filename.startswith("<") or filename == "~":
+        return "builtins/C"
+    m = re.search(r"python3\.\d+/(?:([^/]+)/|([^/]+)\.py)", filename)
+    if m:
+        return f"stdlib: {m[1] or m[2]}"
+    return "other"
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer samples and shorter load runs (a smoke run)")
+    ap.add_argument("--skip-npm-ci", action="store_true", help="skip the cold `npm ci` measurement")
+    ap.add_argument("--no-profile", action="store_true", help="skip the profiling pass")
+    ap.add_argument("--wait-quiet", type=float, default=60.0,
+                    help="seconds to wait at most for other processes to leave the CPU (default 60)")
+    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.json"))
+    args = ap.parse_args()
+    q = args.quick
+    rounds, n_per, warm = (3, 40, 30) if q else (7, 150, 100)
+    load_s = 2 if q else 6
+    block = 2000 if q else 10000
+
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="aiipython-bench-"))
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    os.environ["DSPY_CACHEDIR"] = str(tmp / "dspy-cache")
+    os.environ["AIIPYTHON_LOCAL_MODEL"] = "off"  # the embedded model is not what is measured
+    os.environ.pop("AIIPYTHON_GATEWAY_URL", None)
+    agent = tmp / "agent"
+    os.environ["PI_CODING_AGENT_DIR"] = str(agent)
+    results: dict[str, Any] = {"quick": q, "targets": TARGETS, "background": {}}
+    bgr = results["background"]
+    children: list[Any] = []
+    try:
+        from aiipython._node import find_node, install_gateway
+        from aiipython._settings import load_settings
+
+        settings = load_settings()
+        runtime = find_node(settings)
+        node = runtime.node
+        log(f"node {runtime.version_text} at {node}; warm gateway install (npm ci only if the cache is cold)")
+        install = install_gateway(settings, runtime, progress=False)
+
+        upstream = JsonLineChild([str(node), str(SCRIPTS / "bench_upstream.mjs"), "--port", "0"])
+        children.append(upstream)
+        up_url = upstream.info["url"]
+        write_agent_dir(agent, up_url)
+        log(f"upstream {up_url} (pid {upstream.info['pid']})")
+
+        results["quiet_check"] = wait_quiet(args.wait_quiet)
+
+        # 4. start-up first
+        log("start-up: import aiipython")
+        with Background() as bg:
+            results["startup"] = bench_import(5 if q else 9)
+            log("start-up: spawn -> ready")
+            results["startup"].update(bench_spawn(3 if q else 5))
+        bgr["startup"] = bg.result()
+        if not args.skip_npm_ci:
+            log("start-up: first npm ci into an empty cache (once)")
+            results["startup"]["npm_ci_cold"] = bench_npm_ci()
+
+        # the gateway under test
+        import psutil
+
+        from aiipython._client import PiGatewayClient
+        from aiipython._gateway import start_gateway
+
+        gw = start_gateway(load_settings(), progress=False)
+        children.append(gw)
+        gproc = psutil.Process(gw.pid)
+        mem: dict[str, Any] = {"rss_mb_at_ready": round(gproc.memory_info().rss / 2**20, 1)}
+        client = PiGatewayClient(gateway=gw)
+        assert client.complete(MODEL, MESSAGES)["message"]["content"][0]["text"].startswith("[[ ## answer")
+
+        helper = JsonLineChild([str(node), str(SCRIPTS / "bench_pi_inproc.mjs"), "--app", str(install.server.parents[1]),
+                                "--agent-dir", str(agent), "--upstream", up_url])
+        children.append(helper)
+
+        # 1. per-call overhead
+        import dspy
+        import httpx
+
+        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+        predict = dspy.Predict("question -> answer")
+        from aiipython import PiGatewayLM
+
+        lm_pi = PiGatewayLM("pi/" + MODEL, client=client, cache=False)
+        lm_native = dspy.LM("openai/fake-model", api_base=up_url, api_key="x", cache=False)
+        lm_litellm = dspy.LM("openai/fake-model", api_base=up_url, api_key="x", cache=False, engine="litellm")
+        for lm in (lm_pi, lm_native):
+            assert predict(question=QUESTION, lm=lm).answer == "Paris"
+        t = time.perf_counter()
+        assert predict(question=QUESTION, lm=lm_litellm).answer == "Paris"
+        litellm_first_ms = (time.perf_counter() - t) * 1000
+
+        raw = httpx.Client()
+        up_body = {"model": "fake-model", "messages": MESSAGES, "stream": True}
+        gw_body = {"model": MODEL, "messages": MESSAGES}
+        auth = {"authorization": f"Bearer {gw.token}"}
+        server_ms: list[float] = []
+
+        def b_call() -> None:
+            server_ms.append(client.complete(MODEL, MESSAGES)["duration_ms"])
+
+        def node_path(mode: str) -> Callable[[int], list[float]]:
+            return lambda n: helper.ask({"op": "complete", "mode": mode, "n": n})["ms"]
+
+        paths: dict[str, Callable[[int], list[float]]] = {
+            "floor_httpx_upstream": lambda n: timed(lambda: raw.post(up_url + "/chat/completions", json=up_body).read(), n),
+            "floor_node_fetch_upstream": node_path("fetch"),
+            "a_pi_streamSimple": node_path("pi"),
+            "a_inprocess_adapter": node_path("adapter"),
+            "b0_httpx_gateway": lambda n: timed(lambda: raw.post(gw.url + "/lm/complete", json=gw_body, headers=auth).read(), n),
+            "b_client_gateway": lambda n: timed(b_call, n),
+            "c_predict_pigatewaylm": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_pi), n),
+            "d_predict_dspy_native": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_native), n),
+            "e_predict_litellm": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_litellm), n),
+        }
+        log(f"per-call: {len(paths)} paths x {rounds} interleaved rounds x {n_per} calls (+{warm} warm-up)")
+        with Background() as bg:
+            pc = per_call(paths, rounds, n_per, warm)
+        bgr["per_call"] = bg.result()
+        a_rounds, b_rounds = pc["a_inprocess_adapter"]["_rounds"], pc["b_client_gateway"]["_rounds"]
+        hop_per_round = [statistics.median(b) - statistics.median(a) for a, b in zip(a_rounds, b_rounds)]
+        results["per_call"] = {
+            "rounds": rounds, "calls_per_round": n_per, "warmup": warm,
+            "paths": {k: {kk: vv for kk, vv in v.items() if kk != "_rounds"} for k, v in pc.items()},
+            "hop_ms": {
+                "p50": round(pc["b_client_gateway"]["median_of_round_medians"] - pc["a_inprocess_adapter"]["median_of_round_medians"], 4),
+                "median_of_round_differences": round(statistics.median(hop_per_round), 4),
+                "p95": round(pc["b_client_gateway"]["p95"] - pc["a_inprocess_adapter"]["p95"], 4),
+                "p99": round(pc["b_client_gateway"]["p99"] - pc["a_inprocess_adapter"]["p99"], 4),
+            },
+            "gateway_reported_pi_call_ms_median": round(statistics.median(server_ms[-len(server_ms) // 2:]), 3),
+            "litellm_first_call_ms": round(litellm_first_ms, 1),
+        }
+
+        # 2. streaming: time to first token
+        log("streaming: time to first token")
+
+        def gw_ttft(n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                t = time.perf_counter_ns()
+                first = None
+                for ev in client.stream(STREAM_MODEL, MESSAGES):
+                    if first is None and ev.type == "text_delta":
+                        first = (time.perf_counter_ns() - t) / 1e6
+                out.append(first)
+            return out
+
+        s_body = {"model": "fake-stream", "messages": MESSAGES, "stream": True}
+
+        def direct_ttft(n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                t = time.perf_counter_ns()
+                first = None
+                with raw.stream("POST", up_url + "/chat/completions", json=s_body) as r:
+                    for chunk in r.iter_raw():
+                        if first is None and b'"content"' in chunk:
+                            first = (time.perf_counter_ns() - t) / 1e6
+                out.append(first)
+            return out
+
+        ttft_paths = {
+            "direct_httpx_upstream": direct_ttft,
+            "gateway_stream": gw_ttft,
+            "inprocess_pi": lambda n: helper.ask({"op": "ttft", "n": n, "model": STREAM_MODEL})["ttft_ms"],
+        }
+        with Background() as bg:
+            tt = per_call(ttft_paths, 3 if q else 5, 20 if q else 60, 10 if q else 20)
+        bgr["ttft"] = bg.result()
+        results["ttft"] = {
+            "upstream_gap_ms": 5,
+            "paths": {k: {kk: vv for kk, vv in v.items() if kk != "_rounds"} for k, v in tt.items()},
+            "overhead_ms": round(tt["gateway_stream"]["median_of_round_medians"] - tt["direct_httpx_upstream"]["median_of_round_medians"], 4),
+        }
+
+        # 5a. memory: idle, then two blocks of requests at concurrency 32
+        mem["rss_mb_idle_after_warmup"] = round(gproc.memory_info().rss / 2**20, 1)
+        body_json = json.dumps(gw_body)
+        watch = {"gateway": gw.pid, "upstream": upstream.info["pid"], "bench (python, drains gateway stderr)": os.getpid()}
+        count_url = up_url.removesuffix("/v1") + "/count"
+
+        def served() -> int:
+            return int(raw.get(count_url).json()["served"])
+
+        blocks = []
+        for i in range(2):
+            log(f"memory: block {i + 1} of {block} requests at c=32")
+            goal = served() + block
+            r = run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=90,
+                        tmp=tmp, watch=watch, rss_of="gateway", stop_when=lambda: served() >= goal)
+            time.sleep(0.5)
+            blocks.append({"requests": r["requests"], "rps": r["rps"], "p99_ms": r["p99_ms"],
+                           "peak_rss_mb": r["peak_rss_mb"], "rss_mb_after": round(gproc.memory_info().rss / 2**20, 1),
+                           "machine_cpu_percent": r["machine_cpu_percent"]})
+        mem["blocks"] = blocks
+        h = helper.ask({"op": "heap", "pid": gw.pid})
+        mem["heap_after_blocks"] = h.get("heap") or {"error": h.get("error")}
+        mem["rss_mb_after_gc"] = round(gproc.memory_info().rss / 2**20, 1)
+
+        # 3. throughput by concurrency, and the load generator against the upstream alone
+        tp = []
+        for c in CONCURRENCY:
+            log(f"throughput: c={c} for {load_s}s (after 1s warm-up)")
+            run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=c, seconds=1, tmp=tmp, watch=watch)
+            tp.append(run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=c, seconds=load_s,
+                              tmp=tmp, watch=watch, rss_of="gateway"))
+        log("throughput: wrk straight at the upstream, c=32 (load-generator ceiling)")
+        direct = run_wrk(up_url + "/chat/completions", body=json.dumps(up_body), token=None, connections=32,
+                         seconds=load_s, tmp=tmp, watch={"upstream": upstream.info["pid"]})
+        results["throughput"] = {"gateway": tp, "upstream_direct_c32": direct}
+        mem["peak_rss_mb_under_load"] = max(r["peak_rss_mb"] for r in tp)
+        mem["rss_mb_after_all_load"] = round(gproc.memory_info().rss / 2**20, 1)
+        results["memory"] = mem
+
+        # 7. profiles (where the time goes)
+        if not args.no_profile:
+            results["profile"] = run_profiles(gw, client, lm_pi, lm_native, predict, tmp, up_url, upstream, q)
+        info = machine_info(node, dict(gw.info), install.root)
+        results["machine"] = info
+    finally:
+        for child in reversed(children):
+            with contextlib.suppress(Exception):
+                child.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    results["runtime_s"] = round(time.perf_counter() - started, 1)
+    out = Path(args.out)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    log(f"wrote {out} ({results['runtime_s']} s)")
+    return 0
+
+
+def run_profiles(gw: Any, client: Any, lm_pi: Any, lm_native: Any, predict: Any, tmp: Path, up_url: str,
+                 upstream: Any, quick: bool) -> dict[str, Any]:
+    """CPU profiles: the gateway under wrk at c=32 (node --cpu-prof), the Python callers (cProfile),
+    and the per-call cost of the gateway's per-request log line drained by the Python parent."""
+    from aiipython._client import PiGatewayClient
+    from aiipython._gateway import start_gateway
+    from aiipython._settings import load_settings
+
+    out: dict[str, Any] = {}
+    log("profile: python callers (cProfile)")
+    n = 300 if quick else 1500
+    out["python_b_client"] = profile_python(lambda: client.complete(MODEL, MESSAGES), n)
+    out["python_c_predict_pigatewaylm"] = profile_python(lambda: predict(question=QUESTION, lm=lm_pi), n // 2)
+    out["python_d_predict_native"] = profile_python(lambda: predict(question=QUESTION, lm=lm_native), n // 2)
+
+    log("profile: gateway with --cpu-prof under wrk c=32")
+    prof_dir = tmp / "cpuprof"
+    old = os.environ.get("NODE_OPTIONS")
+    os.environ["NODE_OPTIONS"] = f"--cpu-prof --cpu-prof-dir={prof_dir}"
+    try:
+        t_spawn = time.perf_counter()
+        pgw = start_gateway(load_settings(), progress=False)
+    finally:
+        if old is None:
+            os.environ.pop("NODE_OPTIONS", None)
+        else:
+            os.environ["NODE_OPTIONS"] = old
+    try:
+        body = json.dumps({"model": MODEL, "messages": MESSAGES})
+        run_wrk(pgw.url + "/lm/complete", body=body, token=pgw.token, connections=32, seconds=1, tmp=tmp,
+                watch={"gateway": pgw.pid})
+        t_load = time.perf_counter() - t_spawn
+        r = run_wrk(pgw.url + "/lm/complete", body=body, token=pgw.token, connections=32, seconds=3 if quick else 5,
+                    tmp=tmp, watch={"gateway": pgw.pid, "upstream": upstream.info["pid"]})
+        window = (t_load + 0.2, t_load + r["seconds"] - 0.2)
+        out["gateway_cpuprof_run"] = {"rps": r["rps"], "p99_ms": r["p99_ms"], "cpu_percent": r["cpu_percent"]}
+    finally:
+        pgw.close()
+    profiles = sorted(prof_dir.glob("*.cpuprofile"))
+    if profiles:
+        out["gateway_cpuprof"] = summarize_cpuprofile(max(profiles, key=lambda p: p.stat().st_size), window)
+
+    log("profile: gateway log level info (default) vs warn, Python client sequential")
+    os.environ["AIIPYTHON_GATEWAY_LOG_LEVEL"] = "warn"
+    try:
+        quiet = start_gateway(load_settings(), progress=False)
+    finally:
+        os.environ.pop("AIIPYTHON_GATEWAY_LOG_LEVEL", None)
+    try:
+        qc = PiGatewayClient(gateway=quiet)
+        paths = {"info (default)": lambda k: timed(lambda: client.complete(MODEL, MESSAGES), k),
+                 "warn": lambda k: timed(lambda: qc.complete(MODEL, MESSAGES), k)}
+        res = per_call(paths, 3 if quick else 5, 50 if quick else 150, 50)
+        r = run_wrk(quiet.url + "/lm/complete", body=json.dumps({"model": MODEL, "messages": MESSAGES}), token=quiet.token,
+                    connections=32, seconds=2 if quick else 4, tmp=tmp, watch={"gateway": quiet.pid})
+        out["log_level"] = {k: {kk: v[kk] for kk in ("median_of_round_medians", "p99")} for k, v in res.items()}
+        out["log_level"]["warn_c32"] = {"rps": r["rps"], "p99_ms": r["p99_ms"], "cpu_percent": r["cpu_percent"]}
+        qc.close()
+    finally:
+        quiet.close()
+    return out
+
+
+TARGETS = {
+    "hop_p50_ms": 0.5,
+    "predict_vs_native_max_ratio": 1.2,
+    "litellm_vs_predict_min_ratio": 2.0,
+    "rps_c32_min": 3000,
+    "p99_c32_max_ms": 20,
+    "ttft_overhead_max_ms": 1.0,
+    "spawn_ready_max_s": 0.8,
+    "import_max_ms": 150,
+    "rss_idle_max_mb": 150,
+    "references_hop_p50_ms": {"LiteLLM proxy": 4.3, "Portkey": 2.4, "Bifrost": "0.44-0.62"},
+}
+
+
+if __name__ == "__main__":
+    gc.collect()
+    sys.exit(main())
