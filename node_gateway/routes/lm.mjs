@@ -3,7 +3,7 @@
 // ordinary error response; after content has been streamed it is a final `error` frame.
 // Every call has an abort controller: the timeout, a client that goes away and shutdown abort it.
 
-import { classifyFailure, envelope, GatewayError } from "../errors.mjs";
+import { classifyFailure, envelope, GatewayError, redact } from "../errors.mjs";
 import { convertRequest, eventData, requestModelName, sseFrame } from "../convert.mjs";
 
 const bodySchema = {
@@ -156,7 +156,8 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
             throw err;
           }
           request.gw.errorType = err.type;
-          const message = ev.error && ev.error.content && ev.error.content.length ? ev.error : null;
+          const partial = ev.error;
+          const message = partial?.content?.length ? { ...partial, errorMessage: redact(partial.errorMessage) } : null;
           write(sseFrame("error", { ...envelope(err, request.id), message }));
           break;
         }

@@ -12,6 +12,7 @@
 //   tool-call                 streams one tool call get_weather({"city": "Paris"}), finish "tool_calls"
 //   fail-500 | rate-429 | auth-401 | overflow-400    that HTTP error (429 carries Retry-After: 7)
 //   echo-key-401              401 whose body echoes the Authorization header it received
+//   echo-key-after-content    one good text chunk, then an SSE error event echoing the Authorization header
 //   hang                      reads the request, never answers
 //   malformed                 200 SSE whose first data line is not JSON
 //   malformed-after-content   one good text chunk, then a line that is not JSON
@@ -153,6 +154,11 @@ export async function startFakeUpstream({ host = "127.0.0.1", port = 0, text = D
         res.writeHead(200, SSE_HEADERS);
         res.write(data(chunk(model, { role: "assistant", content: "partial " })));
         setImmediate(() => res.end("data: {this is not json\n\n"));
+        return;
+      case "echo-key-after-content":
+        res.writeHead(200, SSE_HEADERS);
+        res.write(data(chunk(model, { role: "assistant", content: "partial " })));
+        setImmediate(() => res.end(data({ error: { message: `Incorrect API key provided: ${req.headers.authorization}` } })));
         return;
       case "disconnect":
         res.writeHead(200, SSE_HEADERS);

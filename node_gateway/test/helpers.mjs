@@ -27,6 +27,7 @@ export const FAKE_MODEL_IDS = [
   "auth-401",
   "overflow-400",
   "echo-key-401",
+  "echo-key-after-content",
   "hang",
   "malformed",
   "malformed-after-content",

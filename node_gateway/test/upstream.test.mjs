@@ -274,6 +274,12 @@ describe("upstream failures are truthful", () => {
     assert.equal(r.status, 502, r.text);
     assert.ok(!r.text.includes(UPSTREAM_KEY), r.text);
     assert.ok(!r.text.includes("sk-test"), r.text);
+    const s = await stream(chat("up/echo-key-after-content"));
+    assert.equal(s.status, 200, s.text);
+    const last = parseSSE(s.text).at(-1);
+    assert.equal(last.event, "error");
+    assert.equal(last.data.message.content[0].text, "partial ");
+    assert.ok(!s.text.includes(UPSTREAM_KEY), s.text);
     const logs = gw.logs.join("");
     assert.ok(!logs.includes(UPSTREAM_KEY));
     assert.ok(!logs.includes(TOKEN));
