@@ -28,6 +28,7 @@ export function createLogger({ level = "info", write = (line) => process.stderr.
 }
 
 const DRAIN_MS = 5000;
+const CLOSE_GRACE_MS = 300;
 
 /** Read and discard the rest of a request body (at most `maxBytes` more, for `ms`), then resolve. */
 function drainRequest(req, maxBytes, ms) {
@@ -92,12 +93,21 @@ export function buildApp({
   app.decorate("gateway", {
     state,
     logger,
-    /** Refuse new requests (503), abort in-flight upstream calls, close the server. */
-    async shutdown() {
+    /**
+     * Refuse new requests (503), abort in-flight upstream calls, close the server. Connections
+     * still open after a short grace period (time for the aborted calls' replies) are destroyed.
+     */
+    async shutdown({ graceMs = CLOSE_GRACE_MS } = {}) {
       if (state.shuttingDown) return;
       state.shuttingDown = true;
       for (const call of state.inflight) call.abort("shutdown");
-      await app.close();
+      const force = setTimeout(() => app.server.closeAllConnections(), graceMs);
+      force.unref();
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(force);
+      }
     },
   });
   app.decorateRequest("gw", null);

@@ -83,7 +83,7 @@ export async function startGateway({ agentDir = makeAgentDir(), providers, setup
     logs,
     agentDir,
     request: (path, init) => request(url, path, { token, ...init }),
-    close: () => app.close(),
+    close: () => app.gateway.shutdown(),
   };
 }
 

@@ -30,6 +30,22 @@ after(async () => {
 });
 
 const complete = (body) => gw.request("/lm/complete", { json: body });
+
+/** A chat body whose user text marks it, and a promise for the upstream seeing it aborted. */
+function marked(model, mark, extra = {}) {
+  return { model, messages: [{ role: "user", content: mark }], ...extra };
+}
+function abortedUpstream(mark) {
+  return new Promise((resolve) => {
+    const on = ({ body }) => {
+      if (JSON.stringify(body.messages ?? []).includes(mark)) {
+        up.events.off("aborted", on);
+        resolve(body);
+      }
+    };
+    up.events.on("aborted", on);
+  });
+}
 const stream = (body) => gw.request("/lm/stream", { json: body });
 
 function assertUsageAddsUp(usage) {
@@ -200,8 +216,8 @@ describe("upstream failures are truthful", () => {
 
   test("an upstream that never answers -> 504 after the configured timeout", async () => {
     const t0 = performance.now();
-    const aborted = new Promise((resolve) => up.events.once("aborted", resolve));
-    const r = await complete(chat("up/hang", { options: { timeout_ms: 300 } }));
+    const aborted = abortedUpstream("timeout-504");
+    const r = await complete(marked("up/hang", "timeout-504", { options: { timeout_ms: 300 } }));
     const elapsed = performance.now() - t0;
     assert.equal(r.status, 504, r.text);
     assert.equal(r.body.error.type, "upstream_timeout");
@@ -252,12 +268,12 @@ describe("upstream failures are truthful", () => {
   });
 
   test("a client that disconnects mid-stream makes the upstream see its connection closed", async () => {
-    const aborted = new Promise((resolve) => up.events.once("aborted", resolve));
+    const aborted = abortedUpstream("client-gone-stream");
     const controller = new AbortController();
     const res = await fetch(`${gw.url}/lm/stream`, {
       method: "POST",
       headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-      body: JSON.stringify(chat("up/stall")),
+      body: JSON.stringify(marked("up/stall", "client-gone-stream")),
       signal: controller.signal,
     });
     assert.equal(res.status, 200);
@@ -265,8 +281,25 @@ describe("upstream failures are truthful", () => {
     const first = await reader.read(); // the start frame and the first delta
     assert.match(new TextDecoder().decode(first.value), /event: start/);
     controller.abort();
-    const { body } = await aborted;
+    const body = await aborted;
     assert.equal(body.model, "stall");
+  });
+
+  test("a client that goes away during /lm/complete aborts the upstream call too", async () => {
+    const seen = up.nextRequest();
+    const aborted = abortedUpstream("client-gone-complete");
+    const controller = new AbortController();
+    const pending = fetch(`${gw.url}/lm/complete`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(marked("up/hang", "client-gone-complete")),
+      signal: controller.signal,
+    }).catch((err) => err);
+    await seen; // the call reached the upstream
+    controller.abort();
+    assert.equal((await pending).name, "AbortError");
+    const body = await aborted;
+    assert.equal(body.model, "hang");
   });
 
   test("no API key, OAuth token or gateway token in any response or log line", async () => {
