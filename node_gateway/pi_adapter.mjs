@@ -3,6 +3,7 @@
 // and its name resolution, auth status, per-API capabilities (tool_choice, stop) and the call.
 // A pi upgrade should touch this file only.
 
+import { statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ModelRuntime, SettingsManager, VERSION } from "@earendil-works/pi-coding-agent";
@@ -186,12 +187,14 @@ export async function createAdapter({ agentDir = defaultAgentDir(), providers = 
 /** pi behind the small surface the routes need. Model lookups are cached until providers change. */
 export class PiAdapter {
   #index = null;
+  #loadedStamp;
   #builtinIds = new Set(getBuiltinProviderIds());
 
   constructor(runtime, { agentDir }) {
     this.runtime = runtime;
     this.agentDir = agentDir;
     this.piVersion = PI_VERSION;
+    this.#loadedStamp = this.#modelsJsonStamp();
   }
 
   /** Register `{"<id>": <models.json provider block>}` at run time (not written to the user's files). */
@@ -214,6 +217,22 @@ export class PiAdapter {
     this.#index = null;
   }
 
+  /** Re-read models.json and every provider's auth (pi's refresh, offline), then rebuild the index. */
+  async reload() {
+    this.#loadedStamp = this.#modelsJsonStamp();
+    try {
+      await this.runtime.refresh({ allowNetwork: false });
+    } catch {
+      // pi keeps the last good catalog and reports the problem in getError()
+    }
+    this.invalidate();
+  }
+
+  #modelsJsonStamp() {
+    const st = statSync(join(this.agentDir, "models.json"), { throwIfNoEntry: false });
+    return st ? `${st.mtimeMs}:${st.size}` : "none";
+  }
+
   #getIndex() {
     if (this.#index) return this.#index;
     const all = this.runtime.getModels();
@@ -229,11 +248,15 @@ export class PiAdapter {
     return this.#index;
   }
 
-  /** `provider/id` or a bare id -> pi Model; 400 ambiguous_model / 404 model_not_found otherwise. */
-  resolve(name) {
+  /**
+   * `provider/id` or a bare id -> pi Model; 400 ambiguous_model / 404 model_not_found otherwise.
+   * A name not in the cached index makes pi re-read models.json first when the file changed,
+   * so a model added there is found without a restart.
+   */
+  async resolve(name) {
     let found = this.#lookup(name);
-    if (found === undefined) {
-      this.invalidate(); // the catalog may have changed since the index was built
+    if (found === undefined && this.#modelsJsonStamp() !== this.#loadedStamp) {
+      await this.reload();
       found = this.#lookup(name);
     }
     if (found === undefined) {
@@ -378,7 +401,7 @@ export class PiAdapter {
 
   /** Every model pi knows, in /models shape (cost in $ per 1M tokens; no secrets). */
   async listModels() {
-    await this.#refreshAvailability();
+    await this.reload();
     const rt = this.runtime;
     return this.#getIndex().all.map((m) => ({
       provider: m.provider,

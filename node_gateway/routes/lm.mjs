@@ -62,9 +62,9 @@ function abortedError(call) {
 
 export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeoutMs, state }) {
   /** Validate, resolve and convert; nothing is sent upstream before this passes. */
-  function prepare(request) {
+  async function prepare(request) {
     const name = requestModelName(request.body);
-    const model = adapter.resolve(name);
+    const model = await adapter.resolve(name);
     request.gw.model = `${model.provider}/${model.id}`;
     const { context, options, toolNames } = convertRequest(request.body, model);
     const { options: piOptions, usesFetch } = adapter.callOptions(model, options, toolNames);
@@ -103,7 +103,7 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
   }
 
   app.post("/lm/complete", { schema: { body: bodySchema } }, async (request, reply) => {
-    const prepared = prepare(request);
+    const prepared = await prepare(request);
     const { call, events, wire, t0 } = await start(request, prepared);
     let message;
     try {
@@ -123,7 +123,7 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
   });
 
   app.post("/lm/stream", { schema: { body: bodySchema } }, async (request, reply) => {
-    const prepared = prepare(request);
+    const prepared = await prepare(request);
     const { model } = prepared;
     const { call, events, wire, t0 } = await start(request, prepared);
     const res = reply.raw;

@@ -2,6 +2,8 @@
 // a temporary models.json): completions, streams, usage arithmetic, and every upstream fault.
 
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { getGlobalDispatcher, setGlobalDispatcher } from "undici";
 import {
@@ -18,10 +20,11 @@ import {
 
 let up;
 let gw;
+let agentDir;
 
 before(async () => {
   up = await startFakeUpstream();
-  const agentDir = makeAgentDir({ providers: { up: upstreamProvider(up.url) } });
+  agentDir = makeAgentDir({ providers: { up: upstreamProvider(up.url) } });
   gw = await startGateway({ agentDir });
 });
 after(async () => {
@@ -74,6 +77,16 @@ describe("openai-completions upstream", () => {
     const r = await complete(chat("ok"));
     assert.equal(r.status, 200, r.text);
     assert.deepEqual(r.body.model, { provider: "up", id: "ok" });
+  });
+
+  test("a model added to models.json while the gateway runs is found without a restart", async () => {
+    const before = await complete(chat("up/added-later"));
+    assert.equal(before.status, 404);
+    const providers = { up: upstreamProvider(up.url, { ids: ["ok", "added-later"] }) };
+    writeFileSync(join(agentDir, "models.json"), JSON.stringify({ providers }));
+    const after = await complete(chat("up/added-later"));
+    assert.equal(after.status, 200, after.text);
+    writeFileSync(join(agentDir, "models.json"), JSON.stringify({ providers: { up: upstreamProvider(up.url) } }));
   });
 
   test("stream: one frame per event, deltas only, done carries the complete message", async () => {
