@@ -442,7 +442,7 @@ export class PiAdapter {
 
   /** Per provider: configured or not and from where; env var names when not configured. */
   async authStatus() {
-    await this.#refreshAvailability();
+    await this.reload();
     const rt = this.runtime;
     return rt.getProviders().map((p) => {
       const status = rt.getProviderAuthStatus(p.id);
@@ -457,13 +457,6 @@ export class PiAdapter {
     });
   }
 
-  async #refreshAvailability() {
-    try {
-      await this.runtime.getAvailable(); // re-checks every provider's auth (env, auth.json)
-    } catch {
-      // keep the last snapshot; pi records the problem in getError()
-    }
-  }
 }
 
 const ANY_ENV = new Proxy({}, { get: () => "1" }); // makes findEnvKeys list every var it reads
