@@ -2,7 +2,9 @@
 // token, health, models, auth status, name resolution, replies, request validation, body limit.
 
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import http from "node:http";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fauxAssistantMessage, fauxProvider, fauxText, fauxThinking, fauxToolCall } from "@earendil-works/pi-ai";
 import { TOKEN, chat, makeAgentDir, parseSSE, request, startGateway, upstreamProvider } from "./helpers.mjs";
@@ -323,4 +325,19 @@ describe("body limit", () => {
     assert.equal(body.error.type, "request_too_large");
     assert.match(body.error.message, new RegExp(`${BODY_LIMIT} bytes`));
   });
+});
+
+test("a broken models.json: the gateway still serves pi's built-in catalog and reports the problem", async () => {
+  const agentDir = makeAgentDir();
+  writeFileSync(join(agentDir, "models.json"), '{"providers": {"bad": {"api": 42}}');
+  const other = await startGateway({ agentDir });
+  try {
+    const r = await other.request("/models");
+    assert.equal(r.status, 200);
+    assert.equal(typeof r.body.models_json_error, "string");
+    assert.ok(r.body.models_json_error.length > 0);
+    assert.ok(r.body.models.some((m) => m.provider === "openai"));
+  } finally {
+    await other.close();
+  }
 });
