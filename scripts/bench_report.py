@@ -87,16 +87,22 @@ def charts(d: dict[str, Any], outdir: Path) -> dict[str, str]:
     tp = d["throughput"]["gateway"]
     cs = [r["connections"] for r in tp]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.bar([str(c) for c in cs], [r["rps"] for r in tp], color="#1f77b4")
+    yerr = [[r["rps"] - r.get("rps_range", [r["rps"]] * 2)[0] for r in tp],
+            [r.get("rps_range", [r["rps"]] * 2)[1] - r["rps"] for r in tp]]
+    a1.bar([str(c) for c in cs], [r["rps"] for r in tp], color="#1f77b4", yerr=yerr, capsize=4,
+           error_kw={"elinewidth": 1}, label="median of passes (bar: range)")
     for i, r in enumerate(tp):
         a1.text(i, r["rps"], f"{r['rps']:,.0f}", ha="center", va="bottom", fontsize=8)
     a1.axhline(d["targets"]["rps_c32_min"], color="red", ls="--", lw=1, label="target at c=32: 3,000 req/s")
     a1.set_xlabel("concurrent connections (wrk)")
     a1.set_ylabel("requests/s through the gateway")
     a1.set_title("Gateway throughput, POST /lm/complete", fontsize=10)
-    a1.legend(fontsize=8)
+    a1.set_ylim(0, max(max(r.get("rps_range", [0, r["rps"]])[1] for r in tp), d["targets"]["rps_c32_min"]) * 1.3)
+    a1.legend(fontsize=8, loc="upper left")
     a2.plot([str(c) for c in cs], [r["p50_ms"] for r in tp], "o-", label="p50")
     a2.plot([str(c) for c in cs], [r["p99_ms"] for r in tp], "s-", color="#d62728", label="p99")
+    a2.fill_between([str(c) for c in cs], [r.get("p99_ms_range", [r["p99_ms"]] * 2)[0] for r in tp],
+                    [r.get("p99_ms_range", [r["p99_ms"]] * 2)[1] for r in tp], color="#d62728", alpha=0.15)
     a2.axhline(d["targets"]["p99_c32_max_ms"], color="red", ls="--", lw=1, label="p99 target at c=32: 20 ms")
     a2.set_yscale("log")
     a2.set_xlabel("concurrent connections (wrk)")
@@ -130,19 +136,27 @@ def charts(d: dict[str, Any], outdir: Path) -> dict[str, str]:
 
     # memory
     m = d["memory"]
-    stages = [("at ready", m["rss_mb_at_ready"]), ("idle after warm-up", m["rss_mb_idle_after_warmup"])]
+    def gc(h: dict[str, Any]) -> float | None:
+        return h["after_gc"]["rss"] / 2**20 if isinstance(h, dict) and "after_gc" in h else None
+
+    stages = [("at ready", m["rss_mb_at_ready"], False),
+              ("idle,\n10 calls", m.get("rss_mb_idle_after_10_calls"), False),
+              ("idle, after\nsequential runs", m.get("rss_mb_idle_after_sequential"), False),
+              ("peak under\nload (c≤128)", m["peak_rss_mb_under_load"], False),
+              ("idle\n+ GC", gc(m.get("heap_before_blocks", {})), True)]
     for i, b in enumerate(m["blocks"]):
-        stages.append((f"after {sum(x['requests'] for x in m['blocks'][: i + 1]):,} req", b["rss_mb_after"]))
-    stages.append(("after a forced GC", m["rss_mb_after_gc"]))
-    stages.append(("peak under load", m["peak_rss_mb_under_load"]))
-    fig, ax = plt.subplots(figsize=(8, 3))
-    ax.bar([s[0] for s in stages], [s[1] for s in stages], color="#8c564b")
+        stages.append((f"after block {i + 1}\n({b['requests']:,} req)", b["rss_mb_after"], False))
+        stages.append((f"block {i + 1}\n+ GC", gc(b.get("heap", {})), True))
+    stages = [s for s in stages if s[1] is not None]
+    fig, ax = plt.subplots(figsize=(9.5, 3.4))
+    ax.bar([s[0] for s in stages], [s[1] for s in stages],
+           color=["#2ca02c" if s[2] else "#8c564b" for s in stages])
     for i, s in enumerate(stages):
         ax.text(i, s[1], f"{s[1]:.0f}", ha="center", va="bottom", fontsize=8)
     ax.axhline(d["targets"]["rss_idle_max_mb"], color="red", ls="--", lw=1, label="idle target 150 MB")
     ax.set_ylabel("gateway RSS, MB")
-    ax.set_title("Sidecar memory (psutil RSS)", fontsize=10)
-    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title("Sidecar memory (RSS; green = right after a forced full GC)", fontsize=10)
+    ax.tick_params(axis="x", labelsize=7)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(outdir / "memory.png", dpi=110)
@@ -171,9 +185,18 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
     spawn_s = su["spawn_ready_ms"]["median"] / 1000
     blocks = mem["blocks"]
     growth = (blocks[-1]["rss_mb_after"] - blocks[0]["rss_mb_after"]) / blocks[0]["rss_mb_after"] * 100
-    heap = mem.get("heap_after_blocks") or {}
-    heap_after = heap.get("after_gc", {}).get("heapUsed")
-    total_blocks = sum(b["requests"] for b in blocks)
+
+    def gc_rss(h: dict[str, Any]) -> float | None:
+        return h["after_gc"]["rss"] / 2**20 if "after_gc" in h else None
+
+    def gc_heap(h: dict[str, Any]) -> float | None:
+        return h["after_gc"]["heapUsed"] / 2**20 if "after_gc" in h else None
+
+    h1, h2 = blocks[0].get("heap", {}), blocks[-1].get("heap", {})
+    flat_rss = flat_heap = None
+    if gc_rss(h1) and gc_rss(h2):
+        flat_rss = (gc_rss(h2) - gc_rss(h1)) / gc_rss(h1) * 100
+        flat_heap = (gc_heap(h2) - gc_heap(h1)) / gc_heap(h1) * 100
 
     rows = [
         ("Gateway hop p50: (b) − (a)", f"{hop['p50']:.2f} ms", "≤ 0.5 ms", hop["p50"] <= t["hop_p50_ms"]),
@@ -192,9 +215,12 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
          su["import_ms"]["median"] <= t["import_max_ms"]),
         ("Sidecar RSS idle (at ready)", f"{mem['rss_mb_at_ready']:.0f} MB", "≤ 150 MB",
          mem["rss_mb_at_ready"] <= t["rss_idle_max_mb"]),
-        (f"Sidecar RSS flat over {blocks[-1]['requests']:,} requests (2nd block vs 1st)",
-         f"{growth:+.1f} % ({blocks[0]['rss_mb_after']:.0f} → {blocks[-1]['rss_mb_after']:.0f} MB)",
-         "flat (< +10 %)", growth < 10),
+        (f"Sidecar flat over {blocks[-1]['requests']:,} more requests (after block 2 vs after block 1)",
+         (f"after GC: RSS {flat_rss:+.1f} % ({gc_rss(h1):.0f} → {gc_rss(h2):.0f} MB), heap {flat_heap:+.1f} % "
+          f"({gc_heap(h1):.0f} → {gc_heap(h2):.0f} MB); without GC RSS {growth:+.1f} % "
+          f"({blocks[0]['rss_mb_after']:.0f} → {blocks[-1]['rss_mb_after']:.0f} MB)") if flat_rss is not None
+         else f"RSS {growth:+.1f} % (heap not read)",
+         "flat (< +10 %)", (flat_rss < 10 and flat_heap < 10) if flat_rss is not None else growth < 10),
     ]
     met = sum(1 for r in rows if r[3])
 
@@ -269,8 +295,12 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
       "`DSPY_CACHEDIR` in a temp dir, `LITELLM_LOCAL_MODEL_COST_MAP=True`.")
     w("- **Streaming:** model `fake-stream`: the upstream sends the first content chunk at once and the rest "
       f"{d['ttft']['upstream_gap_ms']} ms later, so the first token is unambiguous; every stream is read to its end.")
-    w("- **Throughput:** `wrk` (a separate process, Lua script: POST, bearer token, JSON body), "
-      "1 s warm-up then a timed run per concurrency. CPU% of each process from psutil over the run "
+    wu = d["throughput"].get("warmup_c32")
+    w("- **Throughput:** `wrk` (a separate process, Lua script: POST, bearer token, JSON body, `-t2`), "
+      + (f"first one sustained warm-up at c=32 for {wu['seconds']:.0f} s (a fresh gateway speeds up over its first "
+         f"seconds under load — JIT, V8 sizing its young generation; this warm-up ran at {wu['rps']:,.0f} req/s, "
+         f"p99 {wu['p99_ms']:.0f} ms), then " if wu else "")
+      + "per concurrency 1 s warm-up and a timed run. CPU% of each process from psutil over the run "
       "(100 % = one core); `others` is the machine's busy CPU minus this bench's process tree.")
     w("- **Memory:** psutil RSS of the gateway pid; heap via the inspector (SIGUSR1, `HeapProfiler.collectGarbage`, "
       "`process.memoryUsage()`) after the memory blocks.")
@@ -291,10 +321,18 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
             w(f"| {LABELS[k]} | {fmt(p['median_of_round_medians'], 3)} | {fmt(p['p50'], 3)} | {fmt(p['p95'], 3)} | "
               f"{fmt(p['p99'], 3)} | {p['n']} |")
     w("")
-    w(f"- **Hop (b) − (a): {hop['p50']:.3f} ms** (median of per-round differences {hop['median_of_round_differences']:.3f} ms; "
-      f"p95 {hop['p95']:.2f}, p99 {hop['p99']:.2f} ms). Target ≤ 0.5 ms: {verdict(hop['p50'] <= t['hop_p50_ms'])}.")
-    w(f"- Inside the gateway the pi call itself took {pc['gateway_reported_pi_call_ms_median']:.2f} ms "
-      "(median `duration_ms` the gateway reports); the rest of (b) is HTTP, fastify and the Python client.")
+    w(f"- **Hop (b) − (a): {hop['p50']:.3f} ms** (median of per-round differences {hop['median_of_round_differences']:.3f} ms). "
+      f"Target ≤ 0.5 ms: {verdict(hop['p50'] <= t['hop_p50_ms'])}. Tails: (a) p95/p99 "
+      f"{paths['a_inprocess_adapter']['p95']:.2f}/{paths['a_inprocess_adapter']['p99']:.2f} ms, (b) "
+      f"{paths['b_client_gateway']['p95']:.2f}/{paths['b_client_gateway']['p99']:.2f} ms.")
+    sp = pc.get("split") or {}
+    if "client_total_ms" in sp:
+        w(f"- One call split by the gateway's own clocks ({sp['calls']} sequential calls, medians): client sees "
+          f"{sp['client_total_ms']:.3f} ms = **{sp['outside_gateway_ms']:.3f} ms outside the gateway** (Python client, "
+          f"loopback sockets, Node's HTTP parser) + {sp['gateway_request_ms']:.3f} ms in the gateway's request, of which "
+          f"**{sp['gateway_not_pi_ms']:.3f} ms is fastify + validation + model/auth checks + the JSON reply** and "
+          f"{sp['pi_call_ms']:.3f} ms the pi call. The Python floor (httpx to a trivial Node server) is "
+          f"{med['floor_httpx_upstream']:.3f} ms: that much of any HTTP hop from Python is the round trip itself.")
     w(f"- Client library cost: (b) PiGatewayClient − (b0) raw httpx = "
       f"{med['b_client_gateway'] - med['b0_httpx_gateway']:+.3f} ms. pi's own share: (a) − Node fetch floor = "
       f"{med['a_inprocess_adapter'] - med['floor_node_fetch_upstream']:+.3f} ms.")
@@ -327,22 +365,36 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
     w("")
     w(f"![throughput and latency by concurrency]({imgs['throughput']})")
     w("")
+    npass = d["throughput"]["gateway"][0].get("passes", 1)
+    w(f"Each figure is the median of {npass} pass{'es' if npass > 1 else ''} over all levels (range in brackets); "
+      "CPU columns are medians, `others` the highest seen.")
+    w("")
     w("| concurrency | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | gateway CPU | upstream CPU | wrk CPU | bench (Python) CPU | others CPU |")
     w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def rng(r: dict[str, Any], k: str, nd: int) -> str:
+        lo_hi = r.get(f"{k}_range")
+        return f" ({lo_hi[0]:,.{nd}f}–{lo_hi[1]:,.{nd}f})" if lo_hi and npass > 1 else ""
+
     for r in d["throughput"]["gateway"]:
         cpu = r["cpu_percent"]
         errs = sum(r["errors"].values())
         py = next((v for k, v in cpu.items() if k.startswith("bench")), None)
-        w(f"| {r['connections']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
-          f"{r['max_ms']:.1f} | {errs} | {cpu.get('gateway', 0):.0f} % | {cpu.get('upstream', 0):.0f} % | "
-          f"{cpu.get('wrk', 0):.0f} % | {fmt(py, 0)} % | {r['machine_cpu_percent']['others']:.0f} % |")
+        w(f"| {r['connections']} | {r['rps']:,.0f}{rng(r, 'rps', 0)} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
+          f"{r['p99_ms']:.1f}{rng(r, 'p99_ms', 1)} | {r['max_ms']:.1f} | {errs} | {cpu.get('gateway', 0):.0f} % | "
+          f"{cpu.get('upstream', 0):.0f} % | {cpu.get('wrk', 0):.0f} % | {fmt(py, 0)} % | {r['machine_cpu_percent']['others']:.0f} % |")
     up = d["throughput"]["upstream_direct_c32"]
     w("")
+    if up.get("rps_passes") and len(up["rps_passes"]) > 1:
+        w("Machine-speed reference, wrk straight at the upstream at the end of each pass: "
+          + ", ".join(f"{x:,.0f}" for x in up["rps_passes"]) + " req/s — this VM's speed drifts between passes.")
+        w("")
     w(f"**The load generator is not the bottleneck:** the same wrk straight at the upstream (c=32) did "
       f"{up['rps']:,.0f} req/s (p99 {up['p99_ms']:.2f} ms), "
       f"{up['rps'] / c32['rps'] if c32 else float('nan'):.0f}× the gateway's rate; against the gateway wrk used "
       f"{c32['cpu_percent'].get('wrk', 0) if c32 else 0:.0f} % of a core while the gateway's single JS thread used "
-      f"{c32['cpu_percent'].get('gateway', 0) if c32 else 0:.0f} %. The gateway process is CPU-bound.")
+      f"{c32['cpu_percent'].get('gateway', 0) if c32 else 0:.0f} %. The gateway process is CPU-bound: its main JS thread is saturated (above 100 % is V8's GC "
+      "helper threads working beside it).")
     w("")
 
     # ---- 4
@@ -377,21 +429,34 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
     w("")
     w(f"![sidecar memory]({imgs['memory']})")
     w("")
-    w(f"- RSS at ready: **{mem['rss_mb_at_ready']:.0f} MB**; idle after the warm-up calls: {mem['rss_mb_idle_after_warmup']:.0f} MB.")
-    for i, b in enumerate(blocks):
-        w(f"- Block {i + 1}: {b['requests']:,} requests at c=32 ({b['rps']:,.0f} req/s, p99 {b['p99_ms']:.1f} ms): "
-          f"peak RSS {b['peak_rss_mb']:.0f} MB, {b['rss_mb_after']:.0f} MB after.")
-    w(f"- Growth over the second block: **{growth:+.1f} %** — {'flat' if growth < 10 else 'NOT flat'}.")
-    if heap_after is not None:
-        before = heap["before_gc"]
-        w(f"- Heap after {total_blocks:,} requests: {before['heapUsed'] / 2**20:.0f} MB used of "
-          f"{before['heapTotal'] / 2**20:.0f} MB before a forced GC, **{heap_after / 2**20:.0f} MB used after it** "
-          f"(RSS then {mem['rss_mb_after_gc']:.0f} MB): the RSS rise under load is V8 keeping garbage and heap "
-          "space until it needs to collect, not retained objects.")
-    elif heap.get("error"):
-        w(f"- Heap: not read ({heap['error']}).")
+    w(f"- RSS at ready: **{mem['rss_mb_at_ready']:.0f} MB**; idle after 10 calls: "
+      f"{mem.get('rss_mb_idle_after_10_calls', float('nan')):.0f} MB; idle after the sequential sections "
+      f"({mem.get('sequential_requests_before', 0):,} upstream calls so far): {mem['rss_mb_idle_after_sequential']:.0f} MB.")
     w(f"- Peak RSS during the throughput runs (up to c=128): {mem['peak_rss_mb_under_load']:.0f} MB; "
-      f"{mem['rss_mb_after_all_load']:.0f} MB after them.")
+      f"{mem['rss_mb_after_throughput']:.0f} MB right after them.")
+    hi = mem.get("heap_before_blocks", {})
+    if "after_gc" in hi:
+        w(f"- Then, idle, after a forced GC: RSS {gc_rss(hi):.0f} MB, heap used {gc_heap(hi):.0f} MB.")
+    for i, b in enumerate(blocks):
+        hb = b.get("heap", {})
+        extra = (f"; after a forced GC RSS {gc_rss(hb):.0f} MB, heap used {gc_heap(hb):.0f} MB "
+                 f"(before the GC {hb['before_gc']['heapUsed'] / 2**20:.0f} MB used of {hb['before_gc']['heapTotal'] / 2**20:.0f})"
+                 if "after_gc" in hb else "")
+        w(f"- Block {i + 1}: {b['requests']:,} requests at c=32 ({b['rps']:,.0f} req/s, p99 {b['p99_ms']:.1f} ms): "
+          f"peak RSS {b['peak_rss_mb']:.0f} MB, {b['rss_mb_after']:.0f} MB after{extra}.")
+    if flat_rss is not None:
+        w(f"- Over the second block: after-GC RSS {flat_rss:+.1f} %, heap {flat_heap:+.1f} % — "
+          f"{'flat: no growth' if flat_rss < 10 and flat_heap < 10 else 'GROWING'}. Without a GC RSS moved {growth:+.1f} %: "
+          "V8 sizes its heap to the load and collects lazily, so RSS under load is not a leak signal; the after-GC "
+          "figures are.")
+    rb = su.get("rss_breakdown", {})
+    if rb.get("steps"):
+        prev = None
+        parts = []
+        for st in rb["steps"]:
+            parts.append(f"{st['step']} {st['rss_mb']:.0f} MB" + (f" (+{st['rss_mb'] - prev:.0f})" if prev is not None else ""))
+            prev = st["rss_mb"]
+        w("- Where the idle RSS comes from (a fresh Node, modules loaded in the gateway's order): " + "; ".join(parts) + ".")
     w("")
 
     # ---- profiles
@@ -421,13 +486,14 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
                 w(f"| {f['pct_of_busy']:.1f} | `{f['function']}` | {f['category']} | {f.get('called_from') or ''} |")
             w("")
         ll = prof.get("log_level")
-        if ll:
+        if ll and "log_level_c32_rps" in prof:
             info, warn = ll["info (default)"], ll["warn"]
-            w(f"**Per-request log line** (the gateway writes one JSON line per request to stderr at the default "
-              f"level `info`; the Python parent drains it): sequential PiGatewayClient median "
-              f"{info['median_of_round_medians']:.3f} ms at `info` vs {warn['median_of_round_medians']:.3f} ms with "
-              f"`AIIPYTHON_GATEWAY_LOG_LEVEL=warn`; at c=32 the `warn` gateway did {ll['warn_c32']['rps']:,.0f} req/s "
-              f"(p99 {ll['warn_c32']['p99_ms']:.1f} ms) vs {c32['rps'] if c32 else 0:,.0f} at `info` above.")
+            rps = prof["log_level_c32_rps"]
+            w(f"**Per-request log line** (at the default level `info` the gateway writes one JSON line per request "
+              f"to stderr, a synchronous pipe write in Node, which the Python parent drains): sequential "
+              f"PiGatewayClient median {info['median_of_round_medians']:.3f} ms at `info` vs "
+              f"{warn['median_of_round_medians']:.3f} ms with `AIIPYTHON_GATEWAY_LOG_LEVEL=warn` (interleaved); "
+              f"wrk c=32, alternating: {rps['info (default)']:,.0f} req/s at `info` vs {rps['warn']:,.0f} at `warn`.")
             w("")
         for key, title in (("python_b_client", "PiGatewayClient.complete"),
                            ("python_c_predict_pigatewaylm", "dspy.Predict on PiGatewayLM"),
@@ -439,14 +505,107 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
             w(f"**Python, {title}** (cProfile, {pp['calls']} calls, {pp['wall_ms_per_call_profiled']:.2f} ms/call "
               f"under the profiler) — self time by package: {pk}.")
             w("")
-    findings = d.get("findings")
-    if findings:
+    found = findings(d)
+    if found:
         w("## Findings and recommended fixes")
         w("")
-        for f in findings:
+        for f in found:
             w(f"- {f}")
         w("")
     return "\n".join(L) + "\n"
+
+
+def findings(d: dict[str, Any]) -> list[str]:
+    """What the numbers say about where the time goes and what is ours, each from this run's data."""
+    out: list[str] = []
+    pc, t = d["per_call"], d["targets"]
+    med = {k: v["median_of_round_medians"] for k, v in pc["paths"].items()}
+    sp = pc.get("split") or {}
+    hop = pc["hop_ms"]["p50"]
+    if "client_total_ms" in sp:
+        out.append(
+            f"**Hop ({hop:.2f} ms{' — missed' if hop > t['hop_p50_ms'] else ''}).** {sp['outside_gateway_ms']:.2f} ms of a call "
+            f"is outside the gateway (Python httpx, loopback, Node's HTTP parser): not ours to cut below the "
+            f"{med['floor_httpx_upstream']:.2f} ms a Python HTTP round trip to a trivial Node server costs here. "
+            f"{sp['gateway_not_pi_ms']:.2f} ms is the gateway's own work around the pi call (fastify routing, ajv body "
+            "validation, resolve/convertRequest/ensureAuth, JSON.stringify of the whole AssistantMessage, the "
+            "per-request log line). So a 0.5 ms hop that includes the Python round trip leaves about "
+            f"{max(0.0, t['hop_p50_ms'] - med['floor_httpx_upstream']):.2f} ms for the gateway; the in-gateway part "
+            f"alone ({sp['gateway_not_pi_ms']:.2f} ms) is what proxy benchmarks like Bifrost's report. Fixes in "
+            "`node_gateway/`: drop fastify's ajv schema on /lm/* (convertRequest already checks every field), "
+            "send the reply pre-serialized (one JSON.stringify, `content-type` set, no fastify serializer), and "
+            "stop writing a log line per successful request at the default level (see below).")
+    gp = (d.get("profile") or {}).get("gateway_cpuprof")
+    tp = {r["connections"]: r for r in d["throughput"]["gateway"]}
+    c32 = tp.get(32)
+    if gp and c32:
+        attr = gp["attributed_by_category_pct_of_busy"]
+        incl = gp.get("inclusive_by_category_pct_of_busy", {})
+        cpu_ms = c32["cpu_percent"].get("gateway", 0) / 100 / max(c32["rps"], 1) * 1000
+        pi_share = sum(v for k, v in attr.items() if "openai" in k or "earendil" in k)
+        ours = attr.get("ours: node_gateway/*.mjs", 0)
+        fast = attr.get("npm: fastify", 0) + attr.get("npm: find-my-way", 0)
+        logs = sum(f["pct_of_busy"] for f in gp["top_self_functions"] if f["function"] == "writeUtf8String")
+        out.append(
+            f"**Throughput ({c32['rps']:,.0f} req/s at c=32{', missed' if c32['rps'] < t['rps_c32_min'] else ''}).** "
+            f"The gateway's one JS thread is saturated from c=8 on (process at {c32['cpu_percent'].get('gateway', 0):.0f} % "
+            "of a core, GC helper threads included), "
+            f"≈ {cpu_ms:.2f} ms of CPU per request; wrk and the upstream are far from their limits. Of that CPU, pi "
+            f"and the OpenAI SDK pi drives take {pi_share:.0f} % (self + the natives they call; the SDK is on "
+            f"{incl.get('npm: openai', 0):.0f} % of stacks: SSE parsing over web streams, `new OpenAI()` and header "
+            f"building per call, `formatRequestDetails` debug formatting), node streams/sockets and undici most of the "
+            f"rest, fastify {fast:.0f} %, our own modules {ours:.0f} % self ({incl.get('ours: node_gateway/*.mjs', 0):.0f} % "
+            f"inclusive), GC {attr.get('V8 garbage collector', 0):.0f} %. The synchronous stderr write of the "
+            f"per-request log line (`writeUtf8String` from our logger) is {logs:.1f} % by itself. Fixes: "
+            "(1) `node:cluster` with 2 workers sharing the port (PI_NOTES measured 2,700 → 4,200 req/s) when more "
+            "than one core is free — on a 2-core machine the caller competes for the second core; "
+            "(2) per-request lines at `debug` by default (keep warn/error), or batch them per tick; "
+            "(3) in pi (upstream, not ours): reuse one OpenAI client per provider/baseUrl and skip the SDK's debug "
+            "formatting when logging is off.")
+    ll = (d.get("profile") or {}).get("log_level_c32_rps")
+    if ll:
+        info, warn = ll["info (default)"], ll["warn"]
+        out.append(f"**Log line per request:** wrk c=32, alternating runs: {info:,.0f} req/s at `info` vs {warn:,.0f} at "
+                   f"`warn` ({(warn - info) / info * 100:+.0f} %). The Python side drains that pipe in a thread of the "
+                   "caller's process: the `bench (Python)` CPU column above.")
+    tt = d["ttft"]
+    ttp = tt["paths"]
+    if "inprocess_pi" in ttp:
+        pi_extra = ttp["inprocess_pi"]["median_of_round_medians"] - ttp["direct_httpx_upstream"]["median_of_round_medians"]
+        out.append(f"**TTFT ({tt['overhead_ms']:.2f} ms over direct{', missed' if tt['overhead_ms'] > t['ttft_overhead_max_ms'] else ''}).** "
+                   f"pi in-process already adds {pi_extra:.2f} ms to the first token (the OpenAI SDK's SSE parsing); the "
+                   f"rest ({tt['overhead_ms'] - pi_extra:.2f} ms) is the same HTTP hop as above plus one `res.write` "
+                   "per SSE frame (start, text_start, text_delta each go out as their own write/packet). Fix in "
+                   "`routes/lm.mjs`: cork the response around the frames of one pi event burst "
+                   "(`res.cork()` … `process.nextTick(() => res.uncork())`), so start+text_start+first delta leave in one write.")
+    su = d["startup"]
+    rb = su.get("rss_breakdown", {}).get("steps")
+    mem = d["memory"]
+    if rb:
+        step = {s_["step"]: s_["rss_mb"] for s_ in rb}
+        names = [s_["step"] for s_ in rb]
+        delta = {names[i]: rb[i]["rss_mb"] - rb[i - 1]["rss_mb"] for i in range(1, len(rb))}
+        out.append(
+            f"**Idle RSS ({mem['rss_mb_at_ready']:.0f} MB at ready{', missed' if mem['rss_mb_at_ready'] > t['rss_idle_max_mb'] else ''}).** "
+            f"Node itself is {step.get('node started', 0):.0f} MB; importing pi-coding-agent adds "
+            f"{delta.get('+ @earendil-works/pi-coding-agent', 0):.0f} MB (its TUI, markdown and highlighting modules come "
+            f"along, though the gateway only uses `ModelRuntime` and `SettingsManager`), pi-ai "
+            f"{delta.get('+ @earendil-works/pi-ai', 0):.0f} MB, the npm undici the gateway installs as dispatcher "
+            f"{delta.get('+ undici', 0):.0f} MB (a second llhttp WASM beside Node's bundled one), fastify "
+            f"{delta.get('+ fastify', 0):.0f} MB. Not much of it is ours; fixes: load pi-coding-agent's runtime without "
+            "its TUI (needs a subpath export from pi, it only exports `.`), or start with "
+            "`--max-semi-space-size=1` / `--v8-pool-size=1`-style V8 flags and measure; a lazy import does not help "
+            "since every call needs the runtime.")
+    if med.get("c_predict_pigatewaylm") and med.get("d_predict_dspy_native"):
+        extra = med["c_predict_pigatewaylm"] - med["d_predict_dspy_native"]
+        out.append(
+            f"**`Predict` on PiGatewayLM vs native ({med['c_predict_pigatewaylm'] / med['d_predict_dspy_native']:.2f}×).** "
+            f"The {extra:.2f} ms difference is smaller than the hop plus pi "
+            f"({hop + med['a_inprocess_adapter'] - med['floor_node_fetch_upstream']:.2f} ms) because DSPy's native lm15 "
+            f"route has its own cost over a raw httpx call ({med['d_predict_dspy_native'] - med['floor_httpx_upstream']:.2f} ms) "
+            "that PiGatewayLM's engine does not pay; the Python side of PiGatewayLM (aiipython's own modules) is a few "
+            "% of its profile. Closing the ratio means shrinking the hop.")
+    return out
 
 
 def main() -> int:

@@ -275,6 +275,16 @@ def bench_npm_ci() -> dict[str, Any]:
         shutil.rmtree(cache, ignore_errors=True)
 
 
+def rss_breakdown(node: Path, app: Path, agent: Path) -> dict[str, Any]:
+    """RSS of a fresh Node process after each module the gateway loads (scripts/bench_rss.mjs)."""
+    out = subprocess.run([str(node), str(SCRIPTS / "bench_rss.mjs"), "--app", str(app), "--agent-dir", str(agent)],
+                         capture_output=True, text=True, timeout=60, check=False)
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": (out.stderr or out.stdout)[-500:]}
+
+
 # ---- 1. per-call overhead --------------------------------------------------------------------
 
 
@@ -297,6 +307,38 @@ def per_call(paths: dict[str, Callable[[int], list[float]]], rounds: int, n: int
         for name in order:
             samples[name].append(paths[name](n))
     return {name: {**summary(samples[name]), "_rounds": samples[name]} for name in names}
+
+
+def split_from_logs(gw: Any, client: Any, n: int = 50) -> dict[str, Any]:
+    """Where one sequential call's time goes: the client's wall time, the gateway's request log
+    line (``duration_ms`` from fastify's onRequest to the response's close) and the pi call inside
+    it (the reply's ``duration_ms``)."""
+    n = min(n, 50)  # the Sidecar keeps the last 60 stderr lines
+    totals, pi = [], []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        reply = client.complete(MODEL, MESSAGES)
+        totals.append((time.perf_counter_ns() - t) / 1e6)
+        pi.append(reply["duration_ms"])
+    time.sleep(0.3)  # let the Sidecar's reader thread take the last lines
+    logged = []
+    for line in gw.stderr_tail(60).splitlines():
+        with contextlib.suppress(ValueError):
+            rec = json.loads(line)
+            if rec.get("event") == "request" and rec.get("route") == "/lm/complete":
+                logged.append(float(rec["duration_ms"]))
+    logged = logged[-n:]
+    if len(logged) < n // 2:
+        return {"error": "the gateway's request log lines were not found (log level above info?)"}
+    med = statistics.median
+    return {
+        "calls": n,
+        "client_total_ms": round(med(totals), 3),
+        "gateway_request_ms": round(med(logged), 3),
+        "pi_call_ms": round(med(pi), 3),
+        "outside_gateway_ms": round(med(totals) - med(logged), 3),  # Python client, sockets, Node's HTTP parser
+        "gateway_not_pi_ms": round(med(logged) - med(pi), 3),  # fastify, validation, prepare, JSON reply
+    }
 
 
 # ---- 3. throughput (wrk) ---------------------------------------------------------------------
@@ -325,7 +367,8 @@ def _busy_seconds() -> float:
     import psutil
 
     t = psutil.cpu_times()
-    return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)
+    # irq/softirq time is left out: loopback networking of our own processes lands there
+    return t.user + t.nice + t.system + getattr(t, "steal", 0)
 
 
 def _our_seconds() -> float:
@@ -376,6 +419,26 @@ def wait_quiet(max_wait: float, limit: float = 25.0) -> dict[str, Any]:
             return {"others_percent_at_start": others, "waited_s": round(time.perf_counter() - t0, 1),
                     "quiet": others < limit, "load_average": [round(x, 2) for x in os.getloadavg()]}
         log(f"waiting for a quieter machine: other processes use {others:.0f}% of a core")
+
+
+NOISY = 30.0  # % of a core used by other processes above which a section is measured again (once)
+
+
+def measured(name: str, fn: Callable[[], Any], bgr: dict[str, Any], retries: int = 1) -> Any:
+    """Run ``fn`` and record the machine's other load; if other processes took more than
+    ``NOISY`` % of a core, run it again (``retries`` times) and keep the quieter result."""
+    best = None
+    for attempt in range(retries + 1):
+        with Background() as bg:
+            out = fn()
+        load = bg.result()
+        if best is None or load["others"] < best[1]["others"]:
+            best = (out, load)
+        if load["others"] <= NOISY or attempt == retries:
+            break
+        log(f"{name}: other processes used {load['others']:.0f}% of a core; measuring again")
+    bgr[name] = {**best[1], "attempts": attempt + 1}
+    return best[0]
 
 
 class CpuWatch:
@@ -462,6 +525,24 @@ def run_wrk(url: str, *, body: str, token: str | None, connections: int, seconds
         "errors": res["errors"], "cpu_percent": cpu, "machine_cpu_percent": bg,
         **({"peak_rss_mb": round(w.peak_rss / 2**20, 1)} if rss_of else {}),
     }
+
+
+def level_summary(c: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One concurrency level over its passes: medians (the figures), ranges and every run."""
+    med = statistics.median
+    keys = ("rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms")
+    out: dict[str, Any] = {"connections": c, "threads": runs[0]["threads"], "passes": len(runs)}
+    for k in keys:
+        out[k] = round(med(r[k] for r in runs), 3)
+        out[f"{k}_range"] = [min(r[k] for r in runs), max(r[k] for r in runs)]
+    out["requests"] = sum(r["requests"] for r in runs)
+    out["errors"] = {k: sum(r["errors"][k] for r in runs) for k in runs[0]["errors"]}
+    out["cpu_percent"] = {k: round(med(r["cpu_percent"][k] for r in runs), 1) for k in runs[0]["cpu_percent"]}
+    out["machine_cpu_percent"] = {k: round(max(r["machine_cpu_percent"][k] for r in runs), 1)
+                                  for k in runs[0]["machine_cpu_percent"]}
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    out["runs"] = runs
+    return out
 
 
 # ---- 7. profiles -----------------------------------------------------------------------------
@@ -626,7 +707,7 @@ def main() -> int:
     args = ap.parse_args()
     q = args.quick
     rounds, n_per, warm = (3, 40, 30) if q else (7, 150, 100)
-    load_s = 2 if q else 6
+    load_s = 2 if q else 3
     block = 2000 if q else 10000
 
     started = time.perf_counter()
@@ -660,11 +741,11 @@ def main() -> int:
 
         # 4. start-up first
         log("start-up: import aiipython")
-        with Background() as bg:
-            results["startup"] = bench_import(5 if q else 9)
-            log("start-up: spawn -> ready")
-            results["startup"].update(bench_spawn(3 if q else 5))
-        bgr["startup"] = bg.result()
+        results["startup"] = measured("startup_import", lambda: bench_import(5 if q else 9), bgr)
+        log("start-up: spawn -> ready")
+        results["startup"].update(measured("startup_spawn", lambda: bench_spawn(3 if q else 5), bgr))
+        log("start-up: the gateway's RSS, module by module")
+        results["startup"]["rss_breakdown"] = rss_breakdown(node, install.server.parents[1], agent)
         if not args.skip_npm_ci:
             log("start-up: first npm ci into an empty cache (once)")
             results["startup"]["npm_ci_cold"] = bench_npm_ci()
@@ -681,6 +762,10 @@ def main() -> int:
         mem: dict[str, Any] = {"rss_mb_at_ready": round(gproc.memory_info().rss / 2**20, 1)}
         client = PiGatewayClient(gateway=gw)
         assert client.complete(MODEL, MESSAGES)["message"]["content"][0]["text"].startswith("[[ ## answer")
+        for _ in range(9):
+            client.complete(MODEL, MESSAGES)
+        time.sleep(0.3)
+        mem["rss_mb_idle_after_10_calls"] = round(gproc.memory_info().rss / 2**20, 1)
 
         helper = JsonLineChild([str(node), str(SCRIPTS / "bench_pi_inproc.mjs"), "--app", str(install.server.parents[1]),
                                 "--agent-dir", str(agent), "--upstream", up_url])
@@ -727,9 +812,7 @@ def main() -> int:
             "e_predict_litellm": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_litellm), n),
         }
         log(f"per-call: {len(paths)} paths x {rounds} interleaved rounds x {n_per} calls (+{warm} warm-up)")
-        with Background() as bg:
-            pc = per_call(paths, rounds, n_per, warm)
-        bgr["per_call"] = bg.result()
+        pc = measured("per_call", lambda: per_call(paths, rounds, n_per, warm), bgr)
         a_rounds, b_rounds = pc["a_inprocess_adapter"]["_rounds"], pc["b_client_gateway"]["_rounds"]
         hop_per_round = [statistics.median(b) - statistics.median(a) for a, b in zip(a_rounds, b_rounds)]
         results["per_call"] = {
@@ -738,8 +821,6 @@ def main() -> int:
             "hop_ms": {
                 "p50": round(pc["b_client_gateway"]["median_of_round_medians"] - pc["a_inprocess_adapter"]["median_of_round_medians"], 4),
                 "median_of_round_differences": round(statistics.median(hop_per_round), 4),
-                "p95": round(pc["b_client_gateway"]["p95"] - pc["a_inprocess_adapter"]["p95"], 4),
-                "p99": round(pc["b_client_gateway"]["p99"] - pc["a_inprocess_adapter"]["p99"], 4),
             },
             "gateway_reported_pi_call_ms_median": round(statistics.median(server_ms[-len(server_ms) // 2:]), 3),
             "litellm_first_call_ms": round(litellm_first_ms, 1),
@@ -778,19 +859,65 @@ def main() -> int:
             "gateway_stream": gw_ttft,
             "inprocess_pi": lambda n: helper.ask({"op": "ttft", "n": n, "model": STREAM_MODEL})["ttft_ms"],
         }
-        with Background() as bg:
-            tt = per_call(ttft_paths, 3 if q else 5, 20 if q else 60, 10 if q else 20)
-        bgr["ttft"] = bg.result()
+        tt = measured("ttft", lambda: per_call(ttft_paths, 3 if q else 5, 20 if q else 60, 10 if q else 20), bgr)
         results["ttft"] = {
             "upstream_gap_ms": 5,
             "paths": {k: {kk: vv for kk, vv in v.items() if kk != "_rounds"} for k, v in tt.items()},
             "overhead_ms": round(tt["gateway_stream"]["median_of_round_medians"] - tt["direct_httpx_upstream"]["median_of_round_medians"], 4),
         }
 
-        # 5a. memory: idle, then two blocks of requests at concurrency 32
-        mem["rss_mb_idle_after_warmup"] = round(gproc.memory_info().rss / 2**20, 1)
+        # where the time of one call goes, from the gateway's own log lines and reply durations
+        results["per_call"]["split"] = split_from_logs(gw, client, 100)
+
+        # 5a. memory, idle (the inspector is opened only after the throughput runs)
+        mem["rss_mb_idle_after_sequential"] = round(gproc.memory_info().rss / 2**20, 1)
+        mem["sequential_requests_before"] = int(raw.get(up_url.removesuffix("/v1") + "/count").json()["served"])
         body_json = json.dumps(gw_body)
         watch = {"gateway": gw.pid, "upstream": upstream.info["pid"], "bench (python, drains gateway stderr)": os.getpid()}
+
+        # 3. throughput by concurrency, and the load generator against the upstream alone
+        # A fresh gateway gets faster over its first seconds under load (JIT, V8 growing its young
+        # generation): measured here ~2,300 req/s in the first 3 s at c=32, ~3,500+ after 6-9 s.
+        # One sustained warm-up first, recorded, so the levels below are steady-state figures.
+        warm_s = 3 if q else 8
+        log(f"throughput: warm-up, c=32 for {warm_s}s")
+        warmup = run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=warm_s,
+                         tmp=tmp, watch=watch, rss_of="gateway")
+        # Passes over all levels (each level: 1 s warm-up + a timed run), with wrk straight at the
+        # upstream at the end of each pass as a machine-speed reference: this VM's speed drifts by
+        # tens of % over a minute, so each level reports the median of its passes and the range.
+        passes = 1 if q else 3
+        runs: dict[int, list[dict[str, Any]]] = {c: [] for c in CONCURRENCY}
+        refs = []
+        for i in range(passes):
+            for c in CONCURRENCY:
+                log(f"throughput: pass {i + 1}/{passes}, c={c} for {load_s}s (after 1s warm-up)")
+
+                def level(c: int = c) -> dict[str, Any]:
+                    run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=c, seconds=1, tmp=tmp,
+                            watch=watch)
+                    return run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=c,
+                                   seconds=load_s, tmp=tmp, watch=watch, rss_of="gateway")
+
+                runs[c].append(measured(f"throughput_c{c}_pass{i + 1}", level, bgr))
+            log(f"throughput: pass {i + 1}/{passes}, wrk straight at the upstream, c=32 (load-generator ceiling)")
+            refs.append(run_wrk(up_url + "/chat/completions", body=json.dumps(up_body), token=None, connections=32,
+                                seconds=2, tmp=tmp, watch={"upstream": upstream.info["pid"]}))
+        tp = [level_summary(c, runs[c]) for c in CONCURRENCY]
+        direct = dict(refs[0], rps=round(statistics.median(r["rps"] for r in refs), 1),
+                      p99_ms=statistics.median(r["p99_ms"] for r in refs), rps_passes=[r["rps"] for r in refs])
+        results["throughput"] = {"gateway": tp, "upstream_direct_c32": direct, "warmup_c32": warmup}
+        mem["peak_rss_mb_under_load"] = max(r["peak_rss_mb"] for r in tp)
+        mem["rss_mb_after_throughput"] = round(gproc.memory_info().rss / 2**20, 1)
+
+        # 5b. memory: a forced GC, then two blocks of requests at concurrency 32, a forced GC after each
+        def heap_now() -> dict[str, Any]:
+            h = helper.ask({"op": "heap", "pid": gw.pid})
+            out = h.get("heap") or {"error": h.get("error")}
+            out["rss_mb_psutil"] = round(gproc.memory_info().rss / 2**20, 1)
+            return out
+
+        mem["heap_before_blocks"] = heap_now()
         count_url = up_url.removesuffix("/v1") + "/count"
 
         def served() -> int:
@@ -803,27 +930,11 @@ def main() -> int:
             r = run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=90,
                         tmp=tmp, watch=watch, rss_of="gateway", stop_when=lambda: served() >= goal)
             time.sleep(0.5)
+            rss_after = round(gproc.memory_info().rss / 2**20, 1)
             blocks.append({"requests": r["requests"], "rps": r["rps"], "p99_ms": r["p99_ms"],
-                           "peak_rss_mb": r["peak_rss_mb"], "rss_mb_after": round(gproc.memory_info().rss / 2**20, 1),
-                           "machine_cpu_percent": r["machine_cpu_percent"]})
+                           "peak_rss_mb": r["peak_rss_mb"], "rss_mb_after": rss_after,
+                           "heap": heap_now(), "machine_cpu_percent": r["machine_cpu_percent"]})
         mem["blocks"] = blocks
-        h = helper.ask({"op": "heap", "pid": gw.pid})
-        mem["heap_after_blocks"] = h.get("heap") or {"error": h.get("error")}
-        mem["rss_mb_after_gc"] = round(gproc.memory_info().rss / 2**20, 1)
-
-        # 3. throughput by concurrency, and the load generator against the upstream alone
-        tp = []
-        for c in CONCURRENCY:
-            log(f"throughput: c={c} for {load_s}s (after 1s warm-up)")
-            run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=c, seconds=1, tmp=tmp, watch=watch)
-            tp.append(run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=c, seconds=load_s,
-                              tmp=tmp, watch=watch, rss_of="gateway"))
-        log("throughput: wrk straight at the upstream, c=32 (load-generator ceiling)")
-        direct = run_wrk(up_url + "/chat/completions", body=json.dumps(up_body), token=None, connections=32,
-                         seconds=load_s, tmp=tmp, watch={"upstream": upstream.info["pid"]})
-        results["throughput"] = {"gateway": tp, "upstream_direct_c32": direct}
-        mem["peak_rss_mb_under_load"] = max(r["peak_rss_mb"] for r in tp)
-        mem["rss_mb_after_all_load"] = round(gproc.memory_info().rss / 2**20, 1)
         results["memory"] = mem
 
         # 7. profiles (where the time goes)
@@ -853,7 +964,7 @@ def run_profiles(gw: Any, client: Any, lm_pi: Any, lm_native: Any, predict: Any,
 
     out: dict[str, Any] = {}
     log("profile: python callers (cProfile)")
-    n = 300 if quick else 1500
+    n = 300 if quick else 800
     out["python_b_client"] = profile_python(lambda: client.complete(MODEL, MESSAGES), n)
     out["python_c_predict_pigatewaylm"] = profile_python(lambda: predict(question=QUESTION, lm=lm_pi), n // 2)
     out["python_d_predict_native"] = profile_python(lambda: predict(question=QUESTION, lm=lm_native), n // 2)
@@ -885,7 +996,7 @@ def run_profiles(gw: Any, client: Any, lm_pi: Any, lm_native: Any, predict: Any,
     if profiles:
         out["gateway_cpuprof"] = summarize_cpuprofile(max(profiles, key=lambda p: p.stat().st_size), window)
 
-    log("profile: gateway log level info (default) vs warn, Python client sequential")
+    log("profile: gateway log level info (default) vs warn (a second gateway), interleaved")
     os.environ["AIIPYTHON_GATEWAY_LOG_LEVEL"] = "warn"
     try:
         quiet = start_gateway(load_settings(), progress=False)
@@ -893,13 +1004,20 @@ def run_profiles(gw: Any, client: Any, lm_pi: Any, lm_native: Any, predict: Any,
         os.environ.pop("AIIPYTHON_GATEWAY_LOG_LEVEL", None)
     try:
         qc = PiGatewayClient(gateway=quiet)
+        body = json.dumps({"model": MODEL, "messages": MESSAGES})
+        run_wrk(quiet.url + "/lm/complete", body=body, token=quiet.token, connections=32, seconds=1, tmp=tmp,
+                watch={"gateway": quiet.pid})  # JIT warm-up, as the main gateway has had
         paths = {"info (default)": lambda k: timed(lambda: client.complete(MODEL, MESSAGES), k),
                  "warn": lambda k: timed(lambda: qc.complete(MODEL, MESSAGES), k)}
         res = per_call(paths, 3 if quick else 5, 50 if quick else 150, 50)
-        r = run_wrk(quiet.url + "/lm/complete", body=json.dumps({"model": MODEL, "messages": MESSAGES}), token=quiet.token,
-                    connections=32, seconds=2 if quick else 4, tmp=tmp, watch={"gateway": quiet.pid})
         out["log_level"] = {k: {kk: v[kk] for kk in ("median_of_round_medians", "p99")} for k, v in res.items()}
-        out["log_level"]["warn_c32"] = {"rps": r["rps"], "p99_ms": r["p99_ms"], "cpu_percent": r["cpu_percent"]}
+        load: dict[str, list[float]] = {"info (default)": [], "warn": []}
+        for _ in range(2):
+            for name, g in (("info (default)", gw), ("warn", quiet)):
+                r = run_wrk(g.url + "/lm/complete", body=body, token=g.token, connections=32, seconds=2 if quick else 3,
+                            tmp=tmp, watch={"gateway": g.pid})
+                load[name].append(r["rps"])
+        out["log_level_c32_rps"] = {k: round(statistics.mean(v), 1) for k, v in load.items()}
         qc.close()
     finally:
         quiet.close()
