@@ -130,8 +130,20 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
     let open = false; // headers sent
     let started = false; // the start frame written (or pending until the first content)
 
+    // Frames produced from one upstream chunk leave in one socket write: cork on the first
+    // write, uncork once the current burst of events has been handled (next tick).
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      if (!res.destroyed) res.uncork();
+    };
     const write = (chunk) => {
       if (res.destroyed) return null;
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
+      }
       return res.write(chunk) ? null : waitDrain(res);
     };
     const openStream = () => {
