@@ -134,6 +134,7 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
     // write, uncork once the current burst of events has been handled (next tick).
     let corked = false;
     const uncork = () => {
+      if (!corked) return;
       corked = false;
       if (!res.destroyed) res.uncork();
     };
@@ -192,6 +193,7 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
     } finally {
       call.finish();
     }
+    uncork(); // before end(): a finished response drops its socket, which would stay corked
     if (!res.destroyed) res.end();
     return reply;
   });
