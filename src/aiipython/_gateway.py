@@ -143,7 +143,8 @@ def start_gateway(settings: Settings | None = None, *, progress: bool | None = N
     install = install_gateway(settings, runtime, progress=progress)
     local_model, providers_json = _local_model_provider(settings)
     token = secrets.token_urlsafe(32)
-    env = gateway_env(settings, token=token, providers_json=providers_json, node_bin_dir=runtime.bin_dir)
+    env = gateway_env(settings, token=token, providers_json=providers_json, node_bin_dir=runtime.bin_dir,
+                      compile_cache=install.root / "compile-cache")
     sidecar = Sidecar(
         "Pi gateway",
         [str(runtime.node), str(install.server), "--host", "127.0.0.1", "--port", "0"],

@@ -98,13 +98,20 @@ def gateway_env(
     token: str,
     providers_json: str | None = None,
     node_bin_dir: Path | None = None,
+    compile_cache: Path | None = None,
 ) -> dict[str, str]:
     """The environment for the gateway child: ours plus the token and extra providers.
 
     The token travels in the environment, never on the command line (docs/protocol.md "Launch").
     Our own ``AIIPYTHON_GATEWAY_URL`` is removed so the child never mistakes itself for a client.
+    The gateway logs only problems (``warn``) unless ``AIIPYTHON_GATEWAY_LOG_LEVEL`` says
+    otherwise: a line per request would cost the parent a stderr read per call. Node's compile
+    cache (``NODE_COMPILE_CACHE``) goes to ``compile_cache`` unless already set; it shortens start-up.
     """
     env = dict(os.environ)
+    env.setdefault("AIIPYTHON_GATEWAY_LOG_LEVEL", "warn")
+    if compile_cache is not None:
+        env.setdefault("NODE_COMPILE_CACHE", str(compile_cache))
     env.pop("AIIPYTHON_GATEWAY_URL", None)
     env["AIIPYTHON_GATEWAY_TOKEN"] = token
     env["AIIPYTHON_GATEWAY_TIMEOUT_MS"] = str(int(settings.request_timeout * 1000))
