@@ -14,6 +14,10 @@
 //       time to pi's first text_delta event through the adapter
 //   {"op": "heap", "pid": P} -> {"heap": {...}} or {"error": "..."}: activates the inspector of
 //       process P with SIGUSR1 (127.0.0.1:9229), forces a full GC and reads process.memoryUsage()
+//   {"op": "gc_start", "pid": P} / {"op": "gc_stop", "pid": P} -> {"gc": {kind: {count, total_ms, median_ms, max_ms}}}:
+//       GC pauses of process P in between (a PerformanceObserver installed through the inspector)
+//   {"op": "alloc_start", "pid": P} / {"op": "alloc_stop"} -> {"total_bytes", "by_category", "top_functions"}:
+//       sampled allocations of process P between the two (including what GCs collected)
 //   {"op": "quit"}
 // Loopback only; every loop is bounded by N.
 
@@ -42,13 +46,13 @@ const body = (model) => ({ model, messages: MESSAGES });
 
 async function adapterCall(model, onFirstText) {
   const request = body(model);
-  const m = adapter.resolve(request.model);
+  const m = await adapter.resolve(request.model); // await: sync or async across gateway versions
   const { context, options, toolNames } = convertRequest(request, m);
   const { options: piOptions, usesFetch } = adapter.callOptions(m, options, toolNames);
-  await adapter.ensureAuth(m);
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), 30000);
   try {
+    await adapter.ensureAuth(m, controller.signal);
     const { events } = adapter.stream(m, context, piOptions, { signal: controller.signal, timeoutMs: 30000, usesFetch });
     if (onFirstText) {
       for await (const ev of events) {
@@ -64,7 +68,7 @@ async function adapterCall(model, onFirstText) {
 }
 
 async function piCall(model) {
-  const m = adapter.resolve(model);
+  const m = await adapter.resolve(model);
   const { context } = convertRequest(body(model), m);
   const message = await adapter.runtime.streamSimple(m, context, { maxRetries: 0 }).result();
   if (message.stopReason === "error") throw new Error(message.errorMessage);
@@ -91,7 +95,8 @@ async function timeN(n, fn) {
   return ms;
 }
 
-async function heap(pid) {
+/** Open the inspector of process `pid` (SIGUSR1 -> 127.0.0.1:9229); {send(method, params), close()}. */
+async function inspector(pid) {
   process.kill(pid, "SIGUSR1");
   let target;
   for (let i = 0; i < 50 && !target; i++) {
@@ -103,7 +108,7 @@ async function heap(pid) {
       // not listening yet
     }
   }
-  if (!target) return { error: "the inspector did not open on 127.0.0.1:9229" };
+  if (!target) throw new Error("the inspector did not open on 127.0.0.1:9229");
   const ws = new WebSocket(target.webSocketDebuggerUrl);
   await new Promise((resolve, reject) => {
     ws.onopen = resolve;
@@ -124,15 +129,97 @@ async function heap(pid) {
       pending.set(mid, resolve);
       ws.send(JSON.stringify({ id: mid, method, params }));
     });
+  return { send, close: () => ws.close() };
+}
+
+async function heap(pid) {
+  let insp;
+  try {
+    insp = await inspector(pid);
+  } catch (err) {
+    return { error: err.message };
+  }
   const read = async () => {
-    const r = await send("Runtime.evaluate", { expression: "JSON.stringify(process.memoryUsage())", returnByValue: true });
+    const r = await insp.send("Runtime.evaluate", { expression: "JSON.stringify(process.memoryUsage())", returnByValue: true });
     return JSON.parse(r.result.result.value);
   };
   const before = await read();
-  await send("HeapProfiler.collectGarbage");
+  await insp.send("HeapProfiler.collectGarbage");
   const after = await read();
-  ws.close();
+  insp.close();
   return { heap: { before_gc: before, after_gc: after } };
+}
+
+// Allocation sampling (every allocation, also what minor/major GCs collected): bytes by package.
+let allocSession = null;
+async function allocStart(pid) {
+  allocSession = await inspector(pid);
+  await allocSession.send("HeapProfiler.enable");
+  await allocSession.send("HeapProfiler.startSampling", {
+    samplingInterval: 16384,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return { started: true };
+}
+
+function category(url, fn) {
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+  if (m) return `npm: ${m[1]}`;
+  if (url.includes("/node_gateway/")) return "ours: node_gateway/*.mjs";
+  if (url.startsWith("node:")) return "node internals";
+  return url ? "other" : `native: ${fn || "(anonymous)"}`;
+}
+
+async function allocStop() {
+  const r = await allocSession.send("HeapProfiler.stopSampling");
+  allocSession.close();
+  allocSession = null;
+  const byCat = new Map();
+  const byFn = new Map();
+  let total = 0;
+  // Native frames (JSON.parse, string concat) are charged to the nearest JS caller's package.
+  const walk = (node, inherited) => {
+    const { url, functionName, lineNumber } = node.callFrame;
+    const own = url ? category(url, functionName) : inherited ?? category(url, functionName);
+    if (node.selfSize) {
+      total += node.selfSize;
+      byCat.set(own, (byCat.get(own) ?? 0) + node.selfSize);
+      const short = url ? `${functionName || "(anonymous)"} ${url.replace(/.*node_modules\//, "").replace(/.*\/node_gateway\//, "node_gateway/")}:${lineNumber + 1}` : `${functionName || "(native)"} [${own}]`;
+      byFn.set(short, (byFn.get(short) ?? 0) + node.selfSize);
+    }
+    for (const c of node.children ?? []) walk(c, url ? own : inherited);
+  };
+  walk(r.result.profile.head, undefined);
+  const top = (m, n) => [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => [k, v]);
+  return { total_bytes: total, by_category: top(byCat, 20), top_functions: top(byFn, 15) };
+}
+
+// GC pauses of process P: a PerformanceObserver installed in it through the inspector.
+const GC_START = `(() => {
+  const { PerformanceObserver } = process.getBuiltinModule("node:perf_hooks");
+  globalThis.__benchGc = [];
+  globalThis.__benchGcObs?.disconnect();
+  globalThis.__benchGcObs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) globalThis.__benchGc.push([e.detail?.kind ?? 0, e.duration]);
+  });
+  globalThis.__benchGcObs.observe({ entryTypes: ["gc"] });
+  return "ok";
+})()`;
+const GC_STOP = `(() => {
+  globalThis.__benchGcObs?.disconnect();
+  const out = JSON.stringify(globalThis.__benchGc ?? []);
+  globalThis.__benchGc = [];
+  return out;
+})()`;
+async function gcEval(pid, expression) {
+  const insp = await inspector(pid);
+  try {
+    const r = await insp.send("Runtime.evaluate", { expression, returnByValue: true });
+    return r.result.result.value;
+  } finally {
+    insp.close();
+  }
 }
 
 const rl = createInterface({ input: process.stdin });
@@ -162,6 +249,23 @@ for await (const line of rl) {
       out({ ttft_ms: ttft, total_ms: total });
     } else if (cmd.op === "heap") {
       out(await heap(cmd.pid));
+    } else if (cmd.op === "gc_start") {
+      out({ started: await gcEval(cmd.pid, GC_START) });
+    } else if (cmd.op === "gc_stop") {
+      const entries = JSON.parse(await gcEval(cmd.pid, GC_STOP));
+      const kinds = { 1: "minor (scavenge)", 2: "major (mark-compact)", 4: "major (mark-compact)", 8: "incremental marking", 16: "weak callbacks" };
+      const by = {};
+      for (const [kind, ms] of entries) (by[kinds[kind] ?? `kind ${kind}`] ??= []).push(ms);
+      const summary = {};
+      for (const [k, v] of Object.entries(by)) {
+        v.sort((a, b) => a - b);
+        summary[k] = { count: v.length, total_ms: v.reduce((a, b) => a + b, 0), median_ms: v[v.length >> 1], max_ms: v[v.length - 1] };
+      }
+      out({ gc: summary });
+    } else if (cmd.op === "alloc_start") {
+      out(await allocStart(cmd.pid));
+    } else if (cmd.op === "alloc_stop") {
+      out(await allocStop());
     } else {
       out({ error: `unknown op ${cmd.op}` });
     }

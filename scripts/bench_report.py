@@ -325,9 +325,10 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
       f"Target ≤ 0.5 ms: {verdict(hop['p50'] <= t['hop_p50_ms'])}. Tails: (a) p95/p99 "
       f"{paths['a_inprocess_adapter']['p95']:.2f}/{paths['a_inprocess_adapter']['p99']:.2f} ms, (b) "
       f"{paths['b_client_gateway']['p95']:.2f}/{paths['b_client_gateway']['p99']:.2f} ms.")
-    sp = pc.get("split") or {}
+    sp = pc.get("split") or (d.get("profile") or {}).get("split") or {}
     if "client_total_ms" in sp:
-        w(f"- One call split by the gateway's own clocks ({sp['calls']} sequential calls, medians): client sees "
+        w(f"- One call split by the gateway's own clocks ({sp['calls']} sequential calls on a second gateway started with "
+          "`AIIPYTHON_GATEWAY_LOG_LEVEL=info` for its per-request lines, medians): client sees "
           f"{sp['client_total_ms']:.3f} ms = **{sp['outside_gateway_ms']:.3f} ms outside the gateway** (Python client, "
           f"loopback sockets, Node's HTTP parser) + {sp['gateway_request_ms']:.3f} ms in the gateway's request, of which "
           f"**{sp['gateway_not_pi_ms']:.3f} ms is fastify + validation + model/auth checks + the JSON reply** and "
@@ -487,13 +488,13 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
             w("")
         ll = prof.get("log_level")
         if ll and "log_level_c32_rps" in prof:
-            info, warn = ll["info (default)"], ll["warn"]
+            (n_def, dflt), (n_info, info) = list(ll.items())[:2]
             rps = prof["log_level_c32_rps"]
-            w(f"**Per-request log line** (at the default level `info` the gateway writes one JSON line per request "
-              f"to stderr, a synchronous pipe write in Node, which the Python parent drains): sequential "
-              f"PiGatewayClient median {info['median_of_round_medians']:.3f} ms at `info` vs "
-              f"{warn['median_of_round_medians']:.3f} ms with `AIIPYTHON_GATEWAY_LOG_LEVEL=warn` (interleaved); "
-              f"wrk c=32, alternating: {rps['info (default)']:,.0f} req/s at `info` vs {rps['warn']:,.0f} at `warn`.")
+            w(f"**Per-request log lines** (at `info` the gateway writes one JSON line per request to stderr, a "
+              f"synchronous pipe write in Node, which the Python parent drains in a thread): sequential "
+              f"PiGatewayClient median {dflt['median_of_round_medians']:.3f} ms on the gateway as spawned "
+              f"[{n_def}] vs {info['median_of_round_medians']:.3f} ms on one at `info` (interleaved); wrk c=32, "
+              f"alternating: {rps[n_def]:,.0f} vs {rps[n_info]:,.0f} req/s.")
             w("")
         for key, title in (("python_b_client", "PiGatewayClient.complete"),
                            ("python_c_predict_pigatewaylm", "dspy.Predict on PiGatewayLM"),
@@ -505,6 +506,34 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
             w(f"**Python, {title}** (cProfile, {pp['calls']} calls, {pp['wall_ms_per_call_profiled']:.2f} ms/call "
               f"under the profiler) — self time by package: {pk}.")
             w("")
+    gcd, al = d.get("gc_c32"), d.get("alloc")
+    if gcd or al:
+        w("## GC and allocation under load")
+        w("")
+    if gcd:
+        w(f"GC pauses on the main thread during {gcd['seconds']:.0f} s at c=32 ({gcd['requests']:,} requests, "
+          f"{gcd['rps']:,.0f} req/s, p50 {gcd['p50_ms']:.1f} ms, p99 {gcd['p99_ms']:.1f} ms, max {gcd['max_ms']:.0f} ms), "
+          "from a `PerformanceObserver` installed through the inspector:")
+        w("")
+        w("| kind | count | total ms | % of the window | median ms | max ms |")
+        w("|---|---|---|---|---|---|")
+        for k, v in gcd["pauses"].items():
+            w(f"| {k} | {v['count']} | {v['total_ms']:.0f} | {100 * v['total_ms'] / 1000 / gcd['seconds']:.1f} % | "
+              f"{v['median_ms']:.1f} | {v['max_ms']:.1f} |")
+        w("")
+    if al:
+        w(f"Allocation sampling (inspector `HeapProfiler.startSampling`, objects later collected included) over "
+          f"{al['requests']:,} requests at c=32: **{al['bytes_per_request'] / 1024:.0f} KB allocated per request**, by the "
+          "package whose code allocated it (native allocations charged to the JS caller):")
+        w("")
+        w("| package | KB per request | share |")
+        w("|---|---|---|")
+        for k, v in al["by_category"][:10]:
+            w(f"| {k} | {v / max(1, al['requests']) / 1024:.1f} | {100 * v / al['total_bytes']:.0f} % |")
+        w("")
+        w("Top allocating functions: " + "; ".join(f"`{k}` {v / max(1, al['requests']) / 1024:.1f} KB"
+                                                  for k, v in al["top_functions"][:8]) + ".")
+        w("")
     found = findings(d)
     if found:
         w("## Findings and recommended fixes")
@@ -520,7 +549,7 @@ def findings(d: dict[str, Any]) -> list[str]:
     out: list[str] = []
     pc, t = d["per_call"], d["targets"]
     med = {k: v["median_of_round_medians"] for k, v in pc["paths"].items()}
-    sp = pc.get("split") or {}
+    sp = pc.get("split") or (d.get("profile") or {}).get("split") or {}
     hop = pc["hop_ms"]["p50"]
     if "client_total_ms" in sp:
         out.append(
@@ -528,13 +557,11 @@ def findings(d: dict[str, Any]) -> list[str]:
             f"is outside the gateway (Python httpx, loopback, Node's HTTP parser): not ours to cut below the "
             f"{med['floor_httpx_upstream']:.2f} ms a Python HTTP round trip to a trivial Node server costs here. "
             f"{sp['gateway_not_pi_ms']:.2f} ms is the gateway's own work around the pi call (fastify routing, ajv body "
-            "validation, resolve/convertRequest/ensureAuth, JSON.stringify of the whole AssistantMessage, the "
-            "per-request log line). So a 0.5 ms hop that includes the Python round trip leaves about "
+            "validation, resolve/convertRequest/ensureAuth, JSON.stringify of the whole AssistantMessage). So a 0.5 ms hop that includes the Python round trip leaves about "
             f"{max(0.0, t['hop_p50_ms'] - med['floor_httpx_upstream']):.2f} ms for the gateway; the in-gateway part "
             f"alone ({sp['gateway_not_pi_ms']:.2f} ms) is what proxy benchmarks like Bifrost's report. Fixes in "
             "`node_gateway/`: drop fastify's ajv schema on /lm/* (convertRequest already checks every field), "
-            "send the reply pre-serialized (one JSON.stringify, `content-type` set, no fastify serializer), and "
-            "stop writing a log line per successful request at the default level (see below).")
+            "and keep the reply to one JSON.stringify with no fastify serializer in between.")
     gp = (d.get("profile") or {}).get("gateway_cpuprof")
     tp = {r["connections"]: r for r in d["throughput"]["gateway"]}
     c32 = tp.get(32)
@@ -555,29 +582,55 @@ def findings(d: dict[str, Any]) -> list[str]:
             f"{incl.get('npm: openai', 0):.0f} % of stacks: SSE parsing over web streams, `new OpenAI()` and header "
             f"building per call, `formatRequestDetails` debug formatting), node streams/sockets and undici most of the "
             f"rest, fastify {fast:.0f} %, our own modules {ours:.0f} % self ({incl.get('ours: node_gateway/*.mjs', 0):.0f} % "
-            f"inclusive), GC {attr.get('V8 garbage collector', 0):.0f} %. The synchronous stderr write of the "
-            f"per-request log line (`writeUtf8String` from our logger) is {logs:.1f} % by itself. Fixes: "
-            "(1) `node:cluster` with 2 workers sharing the port (PI_NOTES measured 2,700 → 4,200 req/s) when more "
-            "than one core is free — on a 2-core machine the caller competes for the second core; "
-            "(2) per-request lines at `debug` by default (keep warn/error), or batch them per tick; "
-            "(3) in pi (upstream, not ours): reuse one OpenAI client per provider/baseUrl and skip the SDK's debug "
-            "formatting when logging is off.")
+            f"inclusive), GC {attr.get('V8 garbage collector', 0):.0f} %"
+            + (f"; the synchronous stderr write of per-request log lines (`writeUtf8String`) {logs:.1f} %" if logs >= 0.5 else "")
+            + ". Fixes: (1) `node:cluster` with 2 workers sharing the port (PI_NOTES measured 2,700 → 4,200 req/s) "
+            "where more than one core is free — on a 2-core machine the caller competes for the second core; "
+            "(2) in pi (upstream, not ours): reuse one OpenAI client per provider/baseUrl, skip the SDK's debug "
+            "formatting when logging is off, and check auth.json's revision (a `stat` per call) less often.")
+    gcd, al = d.get("gc_c32"), d.get("alloc")
+    if c32 and gcd and al:
+        major = {k: v for k, v in gcd["pauses"].items() if "major" in k}
+        minor = gcd["pauses"].get("minor (scavenge)", {"count": 0, "total_ms": 0, "median_ms": 0, "max_ms": 0})
+        mj_n = sum(v["count"] for v in major.values())
+        mj_max = max((v["max_ms"] for v in major.values()), default=0)
+        cats = dict(al["by_category"])
+        kb = lambda k: cats.get(k, 0) / max(1, al["requests"]) / 1024  # noqa: E731
+        little = 32 / c32["rps"] * 1000
+        out.append(
+            f"**p99 at c=32 ({c32['p99_ms']:.1f} ms{', missed' if c32['p99_ms'] >= t['p99_c32_max_ms'] else ''}).** With one "
+            f"saturated thread the queue alone puts the median at 32 / {c32['rps']:,.0f} req/s ≈ {little:.1f} ms "
+            f"(measured p50 {c32['p50_ms']:.1f} ms); the tail is GC: in {gcd['seconds']:.0f} s, {minor['count']} scavenges "
+            f"(median {minor['median_ms']:.1f} ms, max {minor['max_ms']:.1f} ms) and {mj_n} mark-compacts (max "
+            f"{mj_max:.0f} ms), each stalling all 32 requests in flight. The garbage is "
+            f"{al['bytes_per_request'] / 1024:.0f} KB per request: the OpenAI SDK {kb('npm: openai'):.0f} KB (header "
+            f"iteration, SSE decoding over web streams, `formatRequestDetails`), node internals {kb('node internals'):.0f} KB, "
+            f"pi-ai {kb('npm: @earendil-works/pi-ai'):.0f} KB, undici {kb('npm: undici'):.0f} KB, "
+            f"pi-coding-agent {kb('npm: @earendil-works/pi-coding-agent'):.0f} KB, ours {kb('ours: node_gateway/*.mjs'):.0f} KB, "
+            f"fastify {kb('npm: fastify'):.0f} KB. Ours is small; the lever is pi's openai-completions path (upstream), "
+            "or a second worker process (halves the queue and the share of requests a pause hits). Smaller young "
+            "generations (`--max-semi-space-size=8/16`) traded shorter scavenges for more GC time and lower throughput "
+            "in a one-off A/B, no clear p99 gain.")
     ll = (d.get("profile") or {}).get("log_level_c32_rps")
     if ll:
-        info, warn = ll["info (default)"], ll["warn"]
-        out.append(f"**Log line per request:** wrk c=32, alternating runs: {info:,.0f} req/s at `info` vs {warn:,.0f} at "
-                   f"`warn` ({(warn - info) / info * 100:+.0f} %). The Python side drains that pipe in a thread of the "
-                   "caller's process: the `bench (Python)` CPU column above.")
+        (n_def, dflt), (n_info, info) = list(ll.items())[:2]
+        out.append(f"**Log line per request:** wrk c=32, alternating runs: {dflt:,.0f} req/s on the gateway as spawned "
+                   f"[{n_def}] vs {info:,.0f} with a line per request ({(info - dflt) / dflt * 100:+.0f} %); with lines on, "
+                   "the caller's process also spends a thread reading them.")
     tt = d["ttft"]
     ttp = tt["paths"]
     if "inprocess_pi" in ttp:
-        pi_extra = ttp["inprocess_pi"]["median_of_round_medians"] - ttp["direct_httpx_upstream"]["median_of_round_medians"]
+        direct = ttp["direct_httpx_upstream"]["median_of_round_medians"]
+        pi_extra = ttp["inprocess_pi"]["median_of_round_medians"] - direct
         out.append(f"**TTFT ({tt['overhead_ms']:.2f} ms over direct{', missed' if tt['overhead_ms'] > t['ttft_overhead_max_ms'] else ''}).** "
-                   f"pi in-process already adds {pi_extra:.2f} ms to the first token (the OpenAI SDK's SSE parsing); the "
-                   f"rest ({tt['overhead_ms'] - pi_extra:.2f} ms) is the same HTTP hop as above plus one `res.write` "
-                   "per SSE frame (start, text_start, text_delta each go out as their own write/packet). Fix in "
-                   "`routes/lm.mjs`: cork the response around the frames of one pi event burst "
-                   "(`res.cork()` … `process.nextTick(() => res.uncork())`), so start+text_start+first delta leave in one write.")
+                   f"pi in-process already adds {pi_extra:.2f} ms to the first token (the OpenAI SDK's SSE parsing over "
+                   f"web streams); the remaining {tt['overhead_ms'] - pi_extra:.2f} ms is the HTTP hop, and it is larger "
+                   "than the /lm/complete hop because the first token now crosses two streamed (chunked) HTTP legs: "
+                   f"here even direct, the first chunk of a streamed reply takes {direct:.2f} ms against "
+                   f"{med['floor_httpx_upstream']:.2f} ms for a whole non-streamed reply. The frames of one pi burst already "
+                   "leave in one socket write (`routes/lm.mjs` corks until the next tick); 1 ms over direct is below what a "
+                   "second streamed leg from Python costs on this machine, so what remains to cut is pi's share and the "
+                   "gateway's own part of the hop (see above).")
     su = d["startup"]
     rb = su.get("rss_breakdown", {}).get("steps")
     mem = d["memory"]
@@ -592,10 +645,11 @@ def findings(d: dict[str, Any]) -> list[str]:
             f"along, though the gateway only uses `ModelRuntime` and `SettingsManager`), pi-ai "
             f"{delta.get('+ @earendil-works/pi-ai', 0):.0f} MB, the npm undici the gateway installs as dispatcher "
             f"{delta.get('+ undici', 0):.0f} MB (a second llhttp WASM beside Node's bundled one), fastify "
-            f"{delta.get('+ fastify', 0):.0f} MB. Not much of it is ours; fixes: load pi-coding-agent's runtime without "
-            "its TUI (needs a subpath export from pi, it only exports `.`), or start with "
-            "`--max-semi-space-size=1` / `--v8-pool-size=1`-style V8 flags and measure; a lazy import does not help "
-            "since every call needs the runtime.")
+            f"{delta.get('+ fastify', 0):.0f} MB. Not much of it is ours. Fixes: load pi-coding-agent's runtime without "
+            "its TUI (needs a subpath export from pi; it only exports `.`), and drop the npm undici once Node's bundled "
+            "one is >= 8.10.1 (the keep-alive stall fix is why it is there). A lazy import does not help: every call "
+            "needs the runtime. Shrinking V8's young generation (`--max-semi-space-size=1`) brought RSS at ready to about "
+            "125 MB in a one-off A/B but cost about a quarter of the throughput at c=32: not worth it.")
     if med.get("c_predict_pigatewaylm") and med.get("d_predict_dspy_native"):
         extra = med["c_predict_pigatewaylm"] - med["d_predict_dspy_native"]
         out.append(

@@ -866,9 +866,6 @@ def main() -> int:
             "overhead_ms": round(tt["gateway_stream"]["median_of_round_medians"] - tt["direct_httpx_upstream"]["median_of_round_medians"], 4),
         }
 
-        # where the time of one call goes, from the gateway's own log lines and reply durations
-        results["per_call"]["split"] = split_from_logs(gw, client, 100)
-
         # 5a. memory, idle (the inspector is opened only after the throughput runs)
         mem["rss_mb_idle_after_sequential"] = round(gproc.memory_info().rss / 2**20, 1)
         mem["sequential_requests_before"] = int(raw.get(up_url.removesuffix("/v1") + "/count").json()["served"])
@@ -935,6 +932,27 @@ def main() -> int:
                            "peak_rss_mb": r["peak_rss_mb"], "rss_mb_after": rss_after,
                            "heap": heap_now(), "machine_cpu_percent": r["machine_cpu_percent"]})
         mem["blocks"] = blocks
+
+        # GC pauses in steady state at c=32 (after a warm-up that lets the heap regrow from the forced GCs)
+        log("profile: GC pauses at c=32 (PerformanceObserver through the inspector)")
+        run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=3, tmp=tmp, watch=watch)
+        helper.ask({"op": "gc_start", "pid": gw.pid})
+        g0 = served()
+        r = run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=load_s + 1,
+                    tmp=tmp, watch=watch)
+        gc = helper.ask({"op": "gc_stop", "pid": gw.pid}).get("gc", {})
+        results["gc_c32"] = {"requests": served() - g0, "seconds": r["seconds"], "rps": r["rps"], "p50_ms": r["p50_ms"],
+                             "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "pauses": gc}
+
+        log("profile: allocations per request (inspector sampling) under wrk c=32")
+        helper.ask({"op": "alloc_start", "pid": gw.pid})
+        a0 = served()
+        run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=2 if q else 3,
+                tmp=tmp, watch=watch)
+        alloc = helper.ask({"op": "alloc_stop"})
+        alloc["requests"] = served() - a0
+        alloc["bytes_per_request"] = round(alloc["total_bytes"] / max(1, alloc["requests"]))
+        results["alloc"] = alloc
         results["memory"] = mem
 
         # 7. profiles (where the time goes)
@@ -996,31 +1014,39 @@ def run_profiles(gw: Any, client: Any, lm_pi: Any, lm_native: Any, predict: Any,
     if profiles:
         out["gateway_cpuprof"] = summarize_cpuprofile(max(profiles, key=lambda p: p.stat().st_size), window)
 
-    log("profile: gateway log level info (default) vs warn (a second gateway), interleaved")
-    os.environ["AIIPYTHON_GATEWAY_LOG_LEVEL"] = "warn"
+    # A second gateway logging one line per request (AIIPYTHON_GATEWAY_LOG_LEVEL=info): its lines
+    # split a call's time by the gateway's own clocks, and it shows what those lines cost.
+    log("profile: a gateway with per-request log lines (info): call split, and default vs info")
+    os.environ["AIIPYTHON_GATEWAY_LOG_LEVEL"] = "info"
     try:
-        quiet = start_gateway(load_settings(), progress=False)
+        loud = start_gateway(load_settings(), progress=False)
     finally:
         os.environ.pop("AIIPYTHON_GATEWAY_LOG_LEVEL", None)
     try:
-        qc = PiGatewayClient(gateway=quiet)
+        lc = PiGatewayClient(gateway=loud)
         body = json.dumps({"model": MODEL, "messages": MESSAGES})
-        run_wrk(quiet.url + "/lm/complete", body=body, token=quiet.token, connections=32, seconds=1, tmp=tmp,
-                watch={"gateway": quiet.pid})  # JIT warm-up, as the main gateway has had
-        paths = {"info (default)": lambda k: timed(lambda: client.complete(MODEL, MESSAGES), k),
-                 "warn": lambda k: timed(lambda: qc.complete(MODEL, MESSAGES), k)}
+        run_wrk(loud.url + "/lm/complete", body=body, token=loud.token, connections=32, seconds=2 if quick else 4,
+                tmp=tmp, watch={"gateway": loud.pid})  # JIT warm-up, as the main gateway has had
+        timed(lambda: lc.complete(MODEL, MESSAGES), 300)
+        out["split"] = split_from_logs(loud, lc, 50)
+        from aiipython._settings import gateway_env
+
+        default_level = gateway_env(load_settings(), token="x").get("AIIPYTHON_GATEWAY_LOG_LEVEL", "info")
+        names = (f"default ({default_level})", "info (a line per request)")
+        paths = {names[0]: lambda k: timed(lambda: client.complete(MODEL, MESSAGES), k),
+                 names[1]: lambda k: timed(lambda: lc.complete(MODEL, MESSAGES), k)}
         res = per_call(paths, 3 if quick else 5, 50 if quick else 150, 50)
         out["log_level"] = {k: {kk: v[kk] for kk in ("median_of_round_medians", "p99")} for k, v in res.items()}
-        load: dict[str, list[float]] = {"info (default)": [], "warn": []}
+        load: dict[str, list[float]] = {names[0]: [], names[1]: []}
         for _ in range(2):
-            for name, g in (("info (default)", gw), ("warn", quiet)):
+            for name, g in ((names[0], gw), (names[1], loud)):
                 r = run_wrk(g.url + "/lm/complete", body=body, token=g.token, connections=32, seconds=2 if quick else 3,
                             tmp=tmp, watch={"gateway": g.pid})
                 load[name].append(r["rps"])
         out["log_level_c32_rps"] = {k: round(statistics.mean(v), 1) for k, v in load.items()}
-        qc.close()
+        lc.close()
     finally:
-        quiet.close()
+        loud.close()
     return out
 
 
