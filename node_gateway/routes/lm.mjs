@@ -174,7 +174,8 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
           write(sseFrame("error", { ...envelope(err, request.id), message }));
           break;
         }
-        if (!open) {
+        const first = !open;
+        if (first) {
           const pending = openStream();
           if (pending) await pending;
         }
@@ -183,6 +184,9 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
           break;
         }
         const pending = write(sseFrame(type, eventData(ev, model)));
+        // Headers, start and the first content frame leave at once (time to first token);
+        // later bursts wait for the next tick to share one socket write.
+        if (first) uncork();
         if (pending) await pending;
       }
       if (!open) {
