@@ -173,6 +173,7 @@ class PiGatewayClient:
         self._token = token
         self._gateway = gateway
         self._timeout = timeout
+        self._default_timeout: httpx.Timeout | None = None
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
         self._async: weakref.WeakKeyDictionary[
@@ -198,10 +199,12 @@ class PiGatewayClient:
         return gateway.url, gateway.token, gateway
 
     def _timeouts(self, options: dict[str, Any] | None = None) -> httpx.Timeout:
-        read = self._timeout if self._timeout is not None else load_settings().request_timeout + _TIMEOUT_MARGIN
         if options and isinstance(options.get("timeout_ms"), (int, float)):
-            read = options["timeout_ms"] / 1000.0 + _TIMEOUT_MARGIN
-        return httpx.Timeout(read, connect=10.0)
+            return httpx.Timeout(options["timeout_ms"] / 1000.0 + _TIMEOUT_MARGIN, connect=10.0)
+        if self._default_timeout is None:  # AIIPYTHON_REQUEST_TIMEOUT, read once per client
+            read = self._timeout if self._timeout is not None else load_settings().request_timeout + _TIMEOUT_MARGIN
+            self._default_timeout = httpx.Timeout(read, connect=10.0)
+        return self._default_timeout
 
     def _sync(self) -> httpx.Client:
         http = self._http
