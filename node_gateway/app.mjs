@@ -10,6 +10,7 @@ import healthRoutes from "./routes/health.mjs";
 import modelRoutes from "./routes/models.mjs";
 import authRoutes from "./routes/auth.mjs";
 import lmRoutes from "./routes/lm.mjs";
+import providerRoutes from "./routes/providers.mjs";
 
 export const GATEWAY_VERSION = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
 export const DEFAULT_BODY_LIMIT = 52428800;
@@ -181,5 +182,6 @@ export function buildApp({
   app.register(modelRoutes, routeOpts);
   app.register(authRoutes, routeOpts);
   app.register(lmRoutes, routeOpts);
+  app.register(providerRoutes, routeOpts);
   return app;
 }

@@ -53,6 +53,21 @@ def _check_usage(usage: dict) -> None:  # type: ignore[type-arg]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
+def test_the_local_model_starts_on_first_use_not_with_the_gateway() -> None:
+    from aiipython._local_model import close_local_model
+
+    close_gateway()
+    close_local_model()
+    gateway = get_gateway()
+    assert gateway.local_model is None, "the gateway must not start the local model by itself"
+    listed = aiipython.get_client().list_models()["models"]
+    assert any(m["provider"] == "local" and m["available"] for m in listed), "local is offered before it runs"
+    result = aiipython.get_client().complete(LOCAL, [{"role": "user", "content": "Hi"}], options={"max_tokens": 8})
+    assert result["message"]["usage"]["output"] > 0
+    assert gateway.local_model is not None and gateway.local_model.alive()
+    assert get_gateway() is gateway
+
+
 def test_gateway_serves_the_local_model_raw() -> None:
     models = aiipython.get_client().list_models()
     local = [m for m in models["models"] if m["provider"] == "local"]
@@ -129,6 +144,7 @@ def test_cli_ask_on_the_local_model() -> None:
 
 def test_the_gateway_restarts_the_local_model_when_it_died() -> None:
     gateway = get_gateway()
+    aiipython.get_client().complete(LOCAL, [{"role": "user", "content": "Hi"}], options={"max_tokens": 4})
     assert gateway.local_model is not None
     old = gateway.local_model.pid
     assert old is not None
@@ -138,4 +154,5 @@ def test_the_gateway_restarts_the_local_model_when_it_died() -> None:
     assert gone_within(old, 5)
     result = aiipython.get_client().complete(LOCAL, [{"role": "user", "content": "Hi"}], options={"max_tokens": 8})
     assert result["message"]["usage"]["output"] > 0
-    assert get_gateway().local_model.pid != old
+    assert get_gateway() is gateway, "a dead local model is restarted, not the gateway"
+    assert gateway.local_model is not None and gateway.local_model.pid != old

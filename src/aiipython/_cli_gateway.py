@@ -112,7 +112,7 @@ def start() -> None:
     from ._gateway import start_gateway  # noqa: PLC0415
 
     try:
-        gw = start_gateway(load_settings())
+        gw = start_gateway(load_settings(), local_model="eager")  # other processes may use it
     except AiipythonError as exc:
         raise click.ClickException(str(exc)) from exc
     path = _state_file()

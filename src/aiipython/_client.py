@@ -343,6 +343,8 @@ class PiGatewayClient:
             GatewayError subclasses per docs/protocol.md "Errors" (never a failure as a result).
         """
         url, token, gateway = self._target()
+        if gateway is not None:
+            gateway.ensure_model(model)
         timeout = self._timeouts(options)
         with self._translate(gateway, timeout):
             response = self._sync().post(
@@ -370,6 +372,8 @@ class PiGatewayClient:
             stream ends without ``done``.
         """
         url, token, gateway = self._target()
+        if gateway is not None:
+            gateway.ensure_model(model)
         timeout = self._timeouts(options)
         parser, seen_end = _SSEParser(), False
         with self._translate(gateway, timeout):
@@ -427,6 +431,8 @@ class PiGatewayClient:
     ) -> dict[str, Any]:
         """Async :meth:`complete` (same arguments, result and errors)."""
         url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
+        if gateway is not None and gateway.needs_local_start(model):
+            await asyncio.to_thread(gateway.ensure_model, model)  # starts a process: off the loop
         timeout = self._timeouts(options)
         with self._translate(gateway, timeout):
             response = await (await self._asyncc()).post(
@@ -445,6 +451,8 @@ class PiGatewayClient:
     ) -> AsyncIterator[StreamEvent]:
         """Async :meth:`stream` (same arguments, frames and errors)."""
         url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
+        if gateway is not None and gateway.needs_local_start(model):
+            await asyncio.to_thread(gateway.ensure_model, model)  # starts a process: off the loop
         timeout = self._timeouts(options)
         parser, seen_end = _SSEParser(), False
         with self._translate(gateway, timeout):

