@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import (
     ConfigurationError,
-    GatewayClosedError,
     GatewayStartError,
     LocalModelError,
     error_from_envelope,
@@ -286,6 +285,3 @@ def close_gateway() -> None:
     if gateway is not None and _owner_pid == os.getpid():
         gateway.close()
 
-
-def _closed_error() -> GatewayClosedError:  # used by the client for a closed explicit gateway
-    return GatewayClosedError("this gateway was closed; call aiipython.get_gateway() for a live one")
