@@ -299,6 +299,25 @@ class PiGatewayClient:
             raise error_from_envelope(None, event.data, model=model, secrets=(token,))
         return event.type == "done"
 
+    def _prepare(
+        self, model: str, options: dict[str, Any] | None
+    ) -> tuple[str, str, Gateway | None, httpx.Timeout]:
+        """What a model call needs: where to send it, the token, the gateway (after starting the
+        local model if ``model`` needs it) and the timeout."""
+        url, token, gateway = self._target()
+        if gateway is not None:
+            gateway.ensure_model(model)
+        return url, token, gateway, self._timeouts(options)
+
+    async def _aprepare(
+        self, model: str, options: dict[str, Any] | None
+    ) -> tuple[str, str, Gateway | None, httpx.Timeout]:
+        """:meth:`_prepare` for the async API: process starts run off the event loop."""
+        url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
+        if gateway is not None and gateway.needs_local_start(model):
+            await asyncio.to_thread(gateway.ensure_model, model)
+        return url, token, gateway, self._timeouts(options)
+
     # -- sync API ------------------------------------------------------------------------------
 
     def _get(self, path: str) -> dict[str, Any]:
@@ -347,10 +366,7 @@ class PiGatewayClient:
         Raises:
             GatewayError subclasses per docs/protocol.md "Errors" (never a failure as a result).
         """
-        url, token, gateway = self._target()
-        if gateway is not None:
-            gateway.ensure_model(model)
-        timeout = self._timeouts(options)
+        url, token, gateway, timeout = self._prepare(model, options)
         with self._translate(gateway, timeout):
             response = self._sync().post(
                 url + "/lm/complete", json=_body(model, messages, tools, options),
@@ -376,10 +392,7 @@ class PiGatewayClient:
             frame's envelope mid-stream; ``GatewayExitedError``/``GatewayProtocolError`` when the
             stream ends without ``done``.
         """
-        url, token, gateway = self._target()
-        if gateway is not None:
-            gateway.ensure_model(model)
-        timeout = self._timeouts(options)
+        url, token, gateway, timeout = self._prepare(model, options)
         parser, seen_end = _SSEParser(), False
         with self._translate(gateway, timeout):
             with self._sync().stream(
@@ -435,10 +448,7 @@ class PiGatewayClient:
         options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Async :meth:`complete` (same arguments, result and errors)."""
-        url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
-        if gateway is not None and gateway.needs_local_start(model):
-            await asyncio.to_thread(gateway.ensure_model, model)  # starts a process: off the loop
-        timeout = self._timeouts(options)
+        url, token, gateway, timeout = await self._aprepare(model, options)
         with self._translate(gateway, timeout):
             response = await (await self._asyncc()).post(
                 url + "/lm/complete", json=_body(model, messages, tools, options),
@@ -455,10 +465,7 @@ class PiGatewayClient:
         options: dict[str, Any] | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Async :meth:`stream` (same arguments, frames and errors)."""
-        url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
-        if gateway is not None and gateway.needs_local_start(model):
-            await asyncio.to_thread(gateway.ensure_model, model)  # starts a process: off the loop
-        timeout = self._timeouts(options)
+        url, token, gateway, timeout = await self._aprepare(model, options)
         parser, seen_end = _SSEParser(), False
         with self._translate(gateway, timeout):
             async with (await self._asyncc()).stream(
