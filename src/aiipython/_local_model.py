@@ -211,7 +211,6 @@ class LocalModelServer:
         ]  # fmt: skip
         # Running the file by path (not -m) keeps ``aiipython/__init__`` (and dspy) out of the child.
         self._sidecar = Sidecar("local model server", argv, env=dict(os.environ))
-        self._drainers: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         state = "alive" if self.alive() else "stopped"
@@ -239,11 +238,9 @@ class LocalModelServer:
         if self._sidecar.pid is not None:
             raise RuntimeError("LocalModelServer.start() was already called; create a new server")
         t0 = time.monotonic()
-        before = set(threading.enumerate())
         try:
             info = self._sidecar.start(timeout)
         except SidecarStartFailure as exc:
-            self._note_drainers(before)
             self.close()
             raise LocalModelError(
                 self._failure(str(exc), exc.stderr_tail), model=LOCAL_MODEL, provider=LOCAL_PROVIDER
@@ -254,7 +251,6 @@ class LocalModelServer:
                 model=LOCAL_MODEL,
                 provider=LOCAL_PROVIDER,
             ) from exc
-        self._note_drainers(before)
         url = info.get("url")
         if info.get("event") != "ready" or not isinstance(url, str) or not url.startswith("http://127.0.0.1:"):
             self.close()
@@ -271,7 +267,6 @@ class LocalModelServer:
     def close(self) -> None:
         """Stop the server (stdin EOF, then SIGTERM, then SIGKILL). Idempotent, thread-safe."""
         self._sidecar.close()
-        self._release_pipes()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -305,29 +300,6 @@ class LocalModelServer:
         return provider_block(self.url, model_id=self.alias, context_window=self.n_ctx, max_tokens=self.max_tokens)
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _note_drainers(self, before: set[threading.Thread]) -> None:
-        """Remember the Sidecar's pipe-reader threads that start() just launched."""
-        prefix = self._sidecar.name + "-"
-        self._drainers = [t for t in threading.enumerate() if t not in before and t.name.startswith(prefix)]
-
-    def _release_pipes(self) -> None:
-        """Close the dead child's stdout/stderr pipe objects once the Sidecar's readers are done.
-
-        Sidecar leaves them to the garbage collector, which closes them with a ResourceWarning
-        (an error under ``-W error``). Closing under a reader still inside ``readline`` would
-        raise in that thread, so wait for EOF first and leave them alone if it does not come.
-        """
-        proc = getattr(self._sidecar, "_proc", None)
-        if proc is None or proc.poll() is None:
-            return
-        for thread in self._drainers:
-            thread.join(timeout=2.0)
-        if any(t.is_alive() for t in self._drainers):
-            return
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
     def _failure(self, what: str, tail: str) -> str:
         msg = f"the local model server for {str(self.model_path)!r} failed to start: {what}"
