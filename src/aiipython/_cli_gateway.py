@@ -70,7 +70,7 @@ def install() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
     """Node, installation and any gateway started with `aiipython gateway start`."""
-    from ._node import cache_root, find_node, gateway_sources  # noqa: PLC0415
+    from ._node import cache_root, find_node, install_dir, is_installed  # noqa: PLC0415
 
     settings = load_settings()
     report: dict[str, Any] = {"cache_dir": str(cache_root(settings))}
@@ -80,15 +80,8 @@ def status(as_json: bool) -> None:
     except AiipythonError as exc:
         report["node"] = {"error": str(exc)}
     try:
-        import hashlib  # noqa: PLC0415
-
-        src = gateway_sources()
-        digest = hashlib.sha256()
-        for name in ("package.json", "package-lock.json"):
-            digest.update(name.encode() + b"\0" + (src / name).read_bytes())
-        root = cache_root(settings) / "gateway" / digest.hexdigest()[:16]
-        report["installed"] = (root / ".aiipython-install-complete").is_file()
-        report["install_dir"] = str(root)
+        report["install_dir"] = str(install_dir(settings))
+        report["installed"] = is_installed(settings)
     except AiipythonError as exc:
         report["installed"] = False
         report["install_error"] = str(exc)

@@ -29,18 +29,12 @@ STREAM_PROMPT = "Write one short sentence about the sea."
 
 
 def _cost(entry: dict[str, Any]) -> float:
-    """Dollars for one history entry: DSPy's own figure, else the gateway's (provider_data)."""
+    """Dollars for one history entry: DSPy's own figure, else the gateway's (``provider_data``)."""
     if isinstance(entry.get("cost"), (int, float)):
         return float(entry["cost"])
-    response = entry.get("response")
-    data = getattr(response, "provider_data", None)
-    if data is None and isinstance(response, dict):
-        data = response.get("provider_data")
-    if isinstance(data, dict) and isinstance(data.get("cost"), (int, float)):
-        return float(data["cost"])
-    if isinstance(data, dict) and isinstance(data.get("cost"), dict):
-        return float(data["cost"].get("total", 0.0))
-    return 0.0
+    data = getattr(entry.get("response"), "provider_data", None)
+    cost = data.get("cost_usd") if isinstance(data, dict) else None
+    return float(cost) if isinstance(cost, (int, float)) else 0.0
 
 
 def run_demo(model: str | None = None, backend: str | None = None) -> dict[str, Any]:

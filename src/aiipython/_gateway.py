@@ -122,7 +122,11 @@ class Gateway:
             response = httpx.put(f"{self.url}/providers", json=body, timeout=30.0,
                                  headers={"authorization": f"Bearer {self.token}"})
             if response.status_code != 200:
-                raise error_from_envelope(response.status_code, response.json(), secrets=(self.token,))
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
+                raise error_from_envelope(response.status_code, body, secrets=(self.token,))
             self._local_model = server
 
     def stderr_tail(self, lines: int = 30) -> str:

@@ -35,6 +35,8 @@ __all__ = [
     "find_node",
     "gateway_sources",
     "cache_root",
+    "install_dir",
+    "is_installed",
     "install_gateway",
 ]
 
@@ -265,6 +267,21 @@ class _Progress:
             self._progress.stop()
 
 
+def install_dir(settings: Settings) -> Path:
+    """``<cache>/gateway/<hash of package.json + package-lock.json>``: where ``npm ci`` installs.
+
+    Raises:
+        GatewayInstallError: the package's gateway files are missing.
+    """
+    src = gateway_sources()
+    return cache_root(settings) / "gateway" / _sha256(src / "package.json", src / "package-lock.json")[:16]
+
+
+def is_installed(settings: Settings) -> bool:
+    """True when :func:`install_gateway` has completed for the shipped lockfile."""
+    return (install_dir(settings) / _INSTALL_MARKER).is_file()
+
+
 def install_gateway(settings: Settings, runtime: NodeRuntime, *, progress: bool | None = None) -> GatewayInstall:
     """Make sure the gateway's packages and sources are installed; return where.
 
@@ -283,9 +300,8 @@ def install_gateway(settings: Settings, runtime: NodeRuntime, *, progress: bool 
     from filelock import FileLock  # noqa: PLC0415
 
     src = gateway_sources()
-    lock_hash = _sha256(src / "package.json", src / "package-lock.json")[:16]
-    base = cache_root(settings) / "gateway"
-    root = base / lock_hash
+    root = install_dir(settings)
+    base, lock_hash = root.parent, root.name
     base.mkdir(parents=True, exist_ok=True)
     marker = root / _INSTALL_MARKER
     if not marker.is_file():
