@@ -156,3 +156,13 @@ def test_the_gateway_restarts_the_local_model_when_it_died() -> None:
     assert result["message"]["usage"]["output"] > 0
     assert get_gateway() is gateway, "a dead local model is restarted, not the gateway"
     assert gateway.local_model is not None and gateway.local_model.pid != old
+
+
+def test_the_demo_runs_through_pi_on_the_local_model() -> None:
+    out = subprocess.run([sys.executable, "-m", "aiipython", "demo"], capture_output=True, text=True,
+                         env=dict(os.environ, COLUMNS="120"), timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "backend: pi" in out.stdout and f"pi/{LOCAL}" in out.stdout
+    assert "Streaming" in out.stdout and "summary" in out.stdout
+    summary = out.stdout[out.stdout.index("summary"):]
+    assert "$0.000000" in summary  # the local model is free
