@@ -70,7 +70,7 @@ def charts(d: dict[str, Any], outdir: Path) -> dict[str, str]:
     ax.hlines(ys, med, p95, color="black", lw=1)
     ax.plot(p95, ys, "k|", ms=10, label="p95")
     ax.plot(p99, ys, "rx", ms=6, label="p99")
-    for y, m in zip(ys, med):
+    for y, m in zip(ys, med, strict=True):
         ax.text(m, y + 0.32, f" {m:.2f}", va="center", fontsize=8)
     ax.set_yticks(ys, [LABELS[k] for k in order], fontsize=8)
     ax.set_xlabel("ms per call (sequential, keep-alive, canned local upstream)")
@@ -124,7 +124,7 @@ def charts(d: dict[str, Any], outdir: Path) -> dict[str, str]:
     med = [tt[k]["median_of_round_medians"] for k in order]
     ax.barh(ys, med, color=["#9e9e9e", "#2ca02c", "#1f77b4"][: len(order)], height=0.6)
     ax.plot([tt[k]["p95"] for k in order], ys, "k|", ms=10, label="p95")
-    for y, m in zip(ys, med):
+    for y, m in zip(ys, med, strict=True):
         ax.text(m, y, f" {m:.2f}", va="center", fontsize=8)
     ax.set_yticks(ys, [TTFT_LABELS[k] for k in order], fontsize=8)
     ax.set_xlabel("ms to the first token")

@@ -12,9 +12,9 @@ Everything talks to 127.0.0.1 only: a canned OpenAI-compatible upstream in its o
 from __future__ import annotations
 
 import argparse
-import cProfile
 import collections
 import contextlib
+import cProfile
 import datetime as dt
 import gc
 import json
@@ -29,8 +29,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
@@ -138,11 +139,12 @@ def write_agent_dir(agent: Path, base_url: str) -> None:
 
 
 def machine_info(node: Path, gateway_info: dict[str, Any], install_root: Path) -> dict[str, Any]:
+    from importlib.metadata import version
+
     import dspy
     import httpx
     import litellm  # noqa: F401 - imported already by then (engine="litellm")
     import psutil
-    from importlib.metadata import version
 
     cpu = "unknown"
     with contextlib.suppress(OSError):
@@ -170,7 +172,7 @@ def machine_info(node: Path, gateway_info: dict[str, Any], install_root: Path) -
         git["dirty"] = sorted({line[3:].strip() for line in status.splitlines() if line.strip()})
     return {
         "git": git,
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
@@ -269,7 +271,7 @@ def bench_npm_ci() -> dict[str, Any]:
         files = sum(1 for p in (install.root / "node_modules").iterdir() if p.is_dir())
         return {"seconds": round(seconds, 2), "installed_mb": round(size / 1e6), "top_level_packages": files,
                 "npm_download_cache": "npm's own download cache (~/.npm) as found on this machine"}
-    except Exception as exc:  # noqa: BLE001 - reported, not fatal (e.g. no registry access)
+    except Exception as exc:
         return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -459,7 +461,7 @@ class CpuWatch:
             try:
                 t = p.cpu_times()
                 out[name] = t.user + t.system
-            except Exception:  # noqa: BLE001 - a process that already exited
+            except Exception:
                 out[name] = float("nan")
         return out
 
@@ -587,7 +589,7 @@ def summarize_cpuprofile(path: Path, window: tuple[float, float] | None = None, 
     self_us: collections.Counter[int] = collections.Counter()
     elapsed = 0
     lo, hi = (window[0] * 1e6, window[1] * 1e6) if window else (0, float("inf"))
-    for sample, delta, nxt in zip(prof.get("samples", []), deltas, deltas[1:] + [0]):
+    for sample, delta, nxt in zip(prof.get("samples", []), deltas, deltas[1:] + [0], strict=False):
         elapsed += delta
         if lo <= elapsed <= hi:
             self_us[sample] += nxt
@@ -644,7 +646,9 @@ def summarize_cpuprofile(path: Path, window: tuple[float, float] | None = None, 
         "window_ms": round(total / 1000, 1),
         "busy_ms": round(busy / 1000, 1),
         "self_by_category_pct_of_busy": {k: round(100 * v / busy, 1) for k, v in by_cat.most_common() if k != "idle"},
-        "attributed_by_category_pct_of_busy": {k: round(100 * v / busy, 1) for k, v in by_attr.most_common() if k != "idle"},
+        "attributed_by_category_pct_of_busy": {
+            k: round(100 * v / busy, 1) for k, v in by_attr.most_common() if k != "idle"
+        },
         "inclusive_by_category_pct_of_busy": {k: round(100 * v / busy, 1) for k, v in by_incl.most_common()
                                               if k not in ("idle", "V8/native (program)")},
         "top_self_functions": [{"category": c, "function": f, "where": w, "called_from": cl,
@@ -665,7 +669,7 @@ def profile_python(fn: Callable[[], Any], n: int, top: int = 12) -> dict[str, An
     st = pstats.Stats(prof)
     by_pkg: collections.Counter[str] = collections.Counter()
     rows = []
-    for (filename, line, func), (cc, nc, tt, ct, callers) in st.stats.items():  # type: ignore[attr-defined]
+    for (filename, line, func), (_cc, nc, tt, _ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
         pkg = python_package(filename)
         by_pkg[pkg] += tt
         rows.append((tt, pkg, func, f"{Path(filename).name}:{line}", nc))
@@ -770,7 +774,8 @@ def main() -> int:
         time.sleep(0.3)
         mem["rss_mb_idle_after_10_calls"] = round(gproc.memory_info().rss / 2**20, 1)
 
-        helper = JsonLineChild([str(node), str(SCRIPTS / "bench_pi_inproc.mjs"), "--app", str(install.server.parents[1]),
+        helper = JsonLineChild([str(node), str(SCRIPTS / "bench_pi_inproc.mjs"),
+                                "--app", str(install.server.parents[1]),
                                 "--agent-dir", str(agent), "--upstream", up_url])
         children.append(helper)
 
@@ -818,11 +823,13 @@ def main() -> int:
             return lambda n: helper.ask({"op": "complete", "mode": mode, "n": n})["ms"]
 
         paths: dict[str, Callable[[int], list[float]]] = {
-            "floor_httpx_upstream": lambda n: timed(lambda: raw.post(up_url + "/chat/completions", json=up_body).read(), n),
+            "floor_httpx_upstream": lambda n: timed(
+                lambda: raw.post(up_url + "/chat/completions", json=up_body).read(), n),
             "floor_node_fetch_upstream": node_path("fetch"),
             "a_pi_streamSimple": node_path("pi"),
             "a_inprocess_adapter": node_path("adapter"),
-            "b0_httpx_gateway": lambda n: timed(lambda: raw.post(gw.url + "/lm/complete", json=gw_body, headers=auth).read(), n),
+            "b0_httpx_gateway": lambda n: timed(
+                lambda: raw.post(gw.url + "/lm/complete", json=gw_body, headers=auth).read(), n),
             "b2_httpclient_gateway": lambda n: timed(stdlib_call, n),
             "b_client_gateway": lambda n: timed(b_call, n),
             "c_predict_pigatewaylm": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_pi), n),
@@ -832,18 +839,19 @@ def main() -> int:
         log(f"per-call: {len(paths)} paths x {rounds} interleaved rounds x {n_per} calls (+{warm} warm-up)")
         pc = measured("per_call", lambda: per_call(paths, rounds, n_per, warm), bgr)
         a_rounds, b_rounds = pc["a_inprocess_adapter"]["_rounds"], pc["b_client_gateway"]["_rounds"]
-        hop_per_round = [statistics.median(b) - statistics.median(a) for a, b in zip(a_rounds, b_rounds)]
+        hop_per_round = [statistics.median(b) - statistics.median(a) for a, b in zip(a_rounds, b_rounds, strict=True)]
 
         def round_ratio(num: str, den: str) -> float:
             """Median over rounds of (median of ``num``) / (median of ``den``): robust to drift between rounds."""
             return round(statistics.median(statistics.median(x) / statistics.median(y)
-                                           for x, y in zip(pc[num]["_rounds"], pc[den]["_rounds"])), 4)
+                                           for x, y in zip(pc[num]["_rounds"], pc[den]["_rounds"], strict=True)), 4)
 
         results["per_call"] = {
             "rounds": rounds, "calls_per_round": n_per, "warmup": warm,
             "paths": {k: {kk: vv for kk, vv in v.items() if kk != "_rounds"} for k, v in pc.items()},
             "hop_ms": {
-                "p50": round(pc["b_client_gateway"]["median_of_round_medians"] - pc["a_inprocess_adapter"]["median_of_round_medians"], 4),
+                "p50": round(pc["b_client_gateway"]["median_of_round_medians"]
+                             - pc["a_inprocess_adapter"]["median_of_round_medians"], 4),
                 "median_of_round_differences": round(statistics.median(hop_per_round), 4),
             },
             "ratios_per_round": {
@@ -891,14 +899,16 @@ def main() -> int:
         results["ttft"] = {
             "upstream_gap_ms": 5,
             "paths": {k: {kk: vv for kk, vv in v.items() if kk != "_rounds"} for k, v in tt.items()},
-            "overhead_ms": round(tt["gateway_stream"]["median_of_round_medians"] - tt["direct_httpx_upstream"]["median_of_round_medians"], 4),
+            "overhead_ms": round(tt["gateway_stream"]["median_of_round_medians"]
+                                 - tt["direct_httpx_upstream"]["median_of_round_medians"], 4),
         }
 
         # 5a. memory, idle (the inspector is opened only after the throughput runs)
         mem["rss_mb_idle_after_sequential"] = round(gproc.memory_info().rss / 2**20, 1)
         mem["sequential_requests_before"] = int(raw.get(up_url.removesuffix("/v1") + "/count").json()["served"])
         body_json = json.dumps(gw_body)
-        watch = {"gateway": gw.pid, "upstream": upstream.info["pid"], "bench (python, drains gateway stderr)": os.getpid()}
+        watch = {"gateway": gw.pid, "upstream": upstream.info["pid"],
+                 "bench (python, drains gateway stderr)": os.getpid()}
 
         # 3. throughput by concurrency, and the load generator against the upstream alone
         # A fresh gateway gets faster over its first seconds under load (JIT, V8 growing its young
@@ -953,7 +963,7 @@ def main() -> int:
             log(f"memory: block {i + 1} of {block} requests at c=32")
             goal = served() + block
             r = run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=90,
-                        tmp=tmp, watch=watch, rss_of="gateway", stop_when=lambda: served() >= goal)
+                        tmp=tmp, watch=watch, rss_of="gateway", stop_when=lambda goal=goal: served() >= goal)
             time.sleep(0.5)
             rss_after = round(gproc.memory_info().rss / 2**20, 1)
             blocks.append({"requests": r["requests"], "rps": r["rps"], "p99_ms": r["p99_ms"],
@@ -963,7 +973,8 @@ def main() -> int:
 
         # GC pauses in steady state at c=32 (after a warm-up that lets the heap regrow from the forced GCs)
         log("profile: GC pauses at c=32 (PerformanceObserver through the inspector)")
-        run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=3, tmp=tmp, watch=watch)
+        run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=3,
+                tmp=tmp, watch=watch)
         helper.ask({"op": "gc_start", "pid": gw.pid})
         g0 = served()
         r = run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=load_s + 1,

@@ -126,7 +126,8 @@ class FakeUpstream:
             reply.hang.wait(60)
         if reply.status != 200:
             body = reply.error_body or {"error": {"message": f"scripted {reply.status}", "type": "server_error"}}
-            return Response(json.dumps(body), status=reply.status, headers=reply.headers, content_type="application/json")
+            return Response(json.dumps(body), status=reply.status, headers=reply.headers,
+                            content_type="application/json")
         return Response(sse_frames(reply), status=200, content_type="text/event-stream", headers=reply.headers)
 
 

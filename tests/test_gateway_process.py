@@ -15,12 +15,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from procutil import gone_within, subreaper
 
 import aiipython
 from aiipython import _node
 from aiipython._gateway import close_gateway, get_gateway, start_gateway
 from aiipython._settings import load_settings
-from procutil import gone_within, subreaper
 
 pytestmark = pytest.mark.gateway
 
@@ -73,7 +73,7 @@ def test_sixteen_threads_start_one_process(process_gateway: None) -> None:
         try:
             barrier.wait()
             seen.append(get_gateway())
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(16)]

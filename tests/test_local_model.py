@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from procutil import gone_within, subreaper
 
 from aiipython import _local_model
 from aiipython._errors import LocalModelError
@@ -28,7 +29,6 @@ from aiipython._local_model import (
     local_model_missing_reason,
 )
 from aiipython._settings import Settings
-from procutil import gone_within, subreaper
 
 pytestmark = pytest.mark.skipif(
     find_local_model(Settings()) is None,
@@ -200,7 +200,7 @@ def test_concurrent_first_calls_start_one_server() -> None:
         barrier.wait()
         try:
             results.append(get_local_model())
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=call) for _ in range(n)]

@@ -63,14 +63,14 @@ def cli(ctx: click.Context, lm_backend: str | None, model: str | None) -> None:
 
 
 def _make_lm(ctx: click.Context, **kwargs: Any) -> Any:
-    from ._factory import make_lm  # noqa: PLC0415 - imports dspy
+    from ._factory import make_lm
 
     return make_lm(ctx.obj["model"], backend=ctx.obj["backend"], **kwargs)
 
 
 def _pi_model(lm: Any) -> str | None:
     """pi's ``provider/id`` of a PiGatewayLM, else None."""
-    from ._lm import PiGatewayLM  # noqa: PLC0415
+    from ._lm import PiGatewayLM
 
     if isinstance(lm, PiGatewayLM):
         return str(lm.model).removeprefix("pi/")
@@ -105,7 +105,7 @@ def ask(ctx: click.Context, prompt: str, system: str | None, max_tokens: int | N
 
 def _ask_pi(model: str, messages: list[dict[str, Any]], max_tokens: int | None, temperature: float | None,
             *, stream: bool) -> dict[str, Any]:
-    from ._client import get_client, openai_usage  # noqa: PLC0415
+    from ._client import get_client, openai_usage
 
     options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
     done: dict[str, Any] | None = None
@@ -144,7 +144,7 @@ def _ask_lm(lm: Any, messages: list[dict[str, Any]], max_tokens: int | None, tem
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models(available: bool, provider: str | None, as_json: bool) -> None:
     """List the models pi knows (provider/id, context, cost in $ per 1M tokens)."""
-    from ._client import get_client  # noqa: PLC0415
+    from ._client import get_client
 
     with _errors():
         data = get_client().list_models()
@@ -153,8 +153,8 @@ def models(available: bool, provider: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"models": rows, "default_model": data.get("default_model")}, indent=2))
         return
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
     table = Table(title=f"{len(rows)} models" + (" with credentials" if available else ""))
     table.add_column("model", no_wrap=True)  # the name to copy: never wrapped
@@ -180,7 +180,7 @@ def auth() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def auth_status(as_json: bool) -> None:
     """Which providers are configured and how (oauth, api key, env, models.json). Shows no secret."""
-    from ._client import get_client  # noqa: PLC0415
+    from ._client import get_client
 
     with _errors():
         data = get_client().auth_status()
@@ -207,7 +207,7 @@ cli.add_command(gateway)
 @click.pass_context
 def demo(ctx: click.Context) -> None:
     """Run a small DSPy program through the Pi gateway on the default model, then a summary."""
-    from ._demo import run_demo  # noqa: PLC0415
+    from ._demo import run_demo
 
     with _errors():
         run_demo(model=ctx.obj["model"], backend=ctx.obj["backend"])

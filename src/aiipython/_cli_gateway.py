@@ -23,7 +23,7 @@ __all__ = ["gateway"]
 
 
 def _state_file() -> Path:
-    from ._node import cache_root  # noqa: PLC0415
+    from ._node import cache_root
 
     return cache_root(load_settings()) / "gateway" / "running.json"
 
@@ -37,7 +37,7 @@ def _read_state() -> dict[str, Any] | None:
 
 
 def _is_our_gateway(pid: int) -> bool:
-    import psutil  # noqa: PLC0415
+    import psutil
 
     try:
         proc = psutil.Process(pid)
@@ -54,7 +54,7 @@ def gateway() -> None:
 @gateway.command()
 def install() -> None:
     """Install the gateway's npm packages now (npm ci into the per-user cache)."""
-    from ._node import find_node, install_gateway  # noqa: PLC0415
+    from ._node import find_node, install_gateway
 
     try:
         settings = load_settings()
@@ -70,7 +70,7 @@ def install() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
     """Node, installation and any gateway started with `aiipython gateway start`."""
-    from ._node import cache_root, find_node, install_dir, is_installed  # noqa: PLC0415
+    from ._node import cache_root, find_node, install_dir, is_installed
 
     settings = load_settings()
     report: dict[str, Any] = {"cache_dir": str(cache_root(settings))}
@@ -96,13 +96,14 @@ def status(as_json: bool) -> None:
                else f"node:      NOT FOUND\n{node['error']}")
     click.echo(f"installed: {'yes' if report['installed'] else 'no (run `aiipython gateway install`)'}"
                f"  [{report.get('install_dir', report.get('install_error'))}]")
-    click.echo(f"running:   {report['running']['url'] + ' pid ' + str(report['running']['pid']) if report['running'] else 'no'}")
+    running_text = f"{report['running']['url']} pid {report['running']['pid']}" if report["running"] else "no"
+    click.echo(f"running:   {running_text}")
 
 
 @gateway.command()
 def start() -> None:
     """Run a gateway in the foreground until Ctrl-C or `aiipython gateway stop`."""
-    from ._gateway import start_gateway  # noqa: PLC0415
+    from ._gateway import start_gateway
 
     try:
         gw = start_gateway(load_settings(), local_model="eager")  # other processes may use it
@@ -114,14 +115,17 @@ def start() -> None:
         json.dump({"url": gw.url, "pid": gw.pid, "token": gw.token}, f)
     click.echo(f"Pi gateway running at {gw.url} (pid {gw.pid}). Use it from other processes with:")
     click.echo(f"  export AIIPYTHON_GATEWAY_URL={gw.url}")
-    click.echo(f"  export AIIPYTHON_GATEWAY_TOKEN=$(python -c \"import json;print(json.load(open('{path}'))['token'])\")")
+    read_token = f"import json;print(json.load(open('{path}'))['token'])"
+    click.echo(f'  export AIIPYTHON_GATEWAY_TOKEN=$(python -c "{read_token}")')
     click.echo("Stop it with Ctrl-C or `aiipython gateway stop`.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    process = gw._process  # noqa: SLF001 - the command owns this gateway
-    assert process is not None
-    waiter = threading.Thread(target=lambda: (process._proc.wait(), stop.set()), daemon=True)  # noqa: SLF001
-    waiter.start()
+
+    def wait_for_exit() -> None:
+        gw.wait()
+        stop.set()
+
+    threading.Thread(target=wait_for_exit, daemon=True).start()
     try:
         stop.wait()
     except KeyboardInterrupt:
@@ -140,7 +144,7 @@ def stop() -> None:
         _state_file().unlink(missing_ok=True)
         click.echo("No gateway started with `aiipython gateway start` is running.")
         return
-    import psutil  # noqa: PLC0415
+    import psutil
 
     proc = psutil.Process(state["pid"])
     proc.terminate()

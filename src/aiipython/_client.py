@@ -198,7 +198,7 @@ class PiGatewayClient:
             if not self._gateway.alive():
                 raise GatewayExitedError(f"the gateway {self._gateway!r} is not running")
             return self._gateway.url, self._gateway.token, self._gateway
-        from ._gateway import get_gateway  # noqa: PLC0415
+        from ._gateway import get_gateway
 
         gateway = get_gateway()
         return gateway.url, gateway.token, gateway
@@ -415,14 +415,16 @@ class PiGatewayClient:
         url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
         timeout = self._timeouts()
         with self._translate(gateway, timeout):
-            response = await (await self._asyncc()).get(url + path, headers={"authorization": f"Bearer {token}"}, timeout=timeout)
+            response = await (await self._asyncc()).get(
+                url + path, headers={"authorization": f"Bearer {token}"}, timeout=timeout
+            )
         return self._decode(response, token)
 
     def _needs_start(self) -> bool:
         """True when the first call must start the gateway (blocking work: do it off the loop)."""
         if self._url is not None or self._gateway is not None:
             return False
-        from . import _gateway  # noqa: PLC0415
+        from . import _gateway
 
         current = _gateway._current
         return current is None or not current.alive()

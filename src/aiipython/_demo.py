@@ -52,12 +52,12 @@ def run_demo(model: str | None = None, backend: str | None = None) -> dict[str, 
     Raises:
         AiipythonError: no model, the gateway failed, or the model generated no text at all.
     """
-    import dspy  # noqa: PLC0415
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    import dspy
+    from rich.console import Console
+    from rich.table import Table
 
-    from ._factory import make_lm  # noqa: PLC0415
-    from ._lm import PiGatewayLM  # noqa: PLC0415
+    from ._factory import make_lm
+    from ._lm import PiGatewayLM
 
     console = Console(highlight=False)
     console.rule("[bold]aiipython demo: DSPy through the Pi gateway")
@@ -68,7 +68,7 @@ def run_demo(model: str | None = None, backend: str | None = None) -> dict[str, 
     console.print(f"backend: [bold]{backend_name}[/]   model: [bold]{lm.model}[/]   "
                   f"(ready in {time.perf_counter() - started:.2f} s)")
     if is_pi:
-        from ._gateway import get_gateway  # noqa: PLC0415
+        from ._gateway import get_gateway
 
         gw = get_gateway()
         console.print(f"gateway: {gw.url} (Node pid {gw.pid})")
@@ -81,7 +81,9 @@ def run_demo(model: str | None = None, backend: str | None = None) -> dict[str, 
     predict = dspy.Predict("question -> answer")
     predict.demos = [dspy.Example(question=q, answer=a).with_inputs("question") for q, a in PREDICT_DEMOS]
     cot = dspy.ChainOfThought("question -> answer")
-    cot.predict.demos = [dspy.Example(question=q, reasoning=r, answer=a).with_inputs("question") for q, r, a in COT_DEMOS]
+    cot.predict.demos = [
+        dspy.Example(question=q, reasoning=r, answer=a).with_inputs("question") for q, r, a in COT_DEMOS
+    ]
     with dspy.context(lm=lm, track_usage=True):
         for title, program, questions in (
             ("dspy.Predict('question -> answer')", predict, QUESTIONS),
@@ -157,7 +159,7 @@ def _stream_answer(lm: Any, is_pi: bool, console: Any) -> tuple[str, dict[str, A
         text = outputs[0] if outputs and isinstance(outputs[0], str) else str(outputs[0].get("text", ""))
         console.print(text, end="")
         return text, {}
-    from ._client import get_client, openai_usage  # noqa: PLC0415
+    from ._client import get_client, openai_usage
 
     parts: list[str] = []
     done: dict[str, Any] = {}

@@ -183,7 +183,9 @@ def _no_credentials(client: Any, provider: str) -> str:
     env_vars: list[str] = []
     try:
         status = client.auth_status()
-        entry = next((p for p in status.get("providers") or [] if p.get("provider") == provider), {})
+        entry: dict[str, Any] = next(
+            (p for p in status.get("providers") or [] if p.get("provider") == provider), {}
+        )
         env_vars = [str(v) for v in entry.get("env_vars") or []]
     except E.GatewayError:
         pass  # the hint below is still right, only less specific

@@ -114,8 +114,9 @@ class Gateway:
         with self._local_lock:
             if not self.needs_local_start(model):
                 return
-            from . import _local_model  # noqa: PLC0415
-            import httpx  # noqa: PLC0415
+            import httpx
+
+            from . import _local_model
 
             server = _local_model.get_local_model(self._settings)
             body = {"providers": {_local_model.LOCAL_PROVIDER: server.provider_config()}}
@@ -123,11 +124,19 @@ class Gateway:
                                  headers={"authorization": f"Bearer {self.token}"})
             if response.status_code != 200:
                 try:
-                    body = response.json()
+                    envelope = response.json()
                 except ValueError:
-                    body = None
-                raise error_from_envelope(response.status_code, body, secrets=(self.token,))
+                    envelope = None
+                raise error_from_envelope(response.status_code, envelope, secrets=(self.token,))
             self._local_model = server
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until our Node process exits (``timeout`` seconds at most; ``None``: no limit).
+
+        Returns:
+            Its exit code; ``None`` when it still runs after ``timeout`` or is external (not ours).
+        """
+        return self._process.wait(timeout) if self._process is not None else None
 
     def stderr_tail(self, lines: int = 30) -> str:
         """The last lines the gateway logged (JSON lines, redacted)."""
@@ -154,7 +163,7 @@ def _local_model_provider(
     server when ``eager`` (else it starts on the first ``local/...`` call)."""
     if settings.local_model == "off":
         return None, None
-    from . import _local_model  # noqa: PLC0415 - only when a gateway starts
+    from . import _local_model
 
     reason = _local_model.local_model_missing_reason(settings)
     if reason is not None:
@@ -201,7 +210,7 @@ def start_gateway(
         GatewayStartError: the process exited or was silent for ``AIIPYTHON_START_TIMEOUT``
             seconds (message has the tail of its stderr).
     """
-    from ._node import find_node, install_gateway  # noqa: PLC0415
+    from ._node import find_node, install_gateway
 
     settings = settings or load_settings()
     runtime = find_node(settings)

@@ -281,4 +281,5 @@ class PiGatewayLM(dspy.LM):
             kwargs["model"] = model
             kwargs["engine"] = self._engine_spec.for_model(model)
             kwargs["async_engine"] = self._async_engine_spec.for_model(model)
-        return super().copy(**kwargs)
+        copied: PiGatewayLM = super().copy(**kwargs)
+        return copied

