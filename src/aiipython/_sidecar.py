@@ -86,7 +86,8 @@ class Sidecar:
             close_fds=True,
         )
         threading.Thread(target=self._drain_stdout, name=f"{self.name}-stdout", daemon=True).start()
-        threading.Thread(target=self._drain_stderr, name=f"{self.name}-stderr", daemon=True).start()
+        stderr_reader = threading.Thread(target=self._drain_stderr, name=f"{self.name}-stderr", daemon=True)
+        stderr_reader.start()
         deadline = time.monotonic() + timeout
         try:
             line = self._ready.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -97,6 +98,7 @@ class Sidecar:
             ) from None
         if line is None:
             code = self._wait_exit(2.0)
+            stderr_reader.join(2.0)  # its last lines say why it exited
             self.close()
             raise SidecarStartFailure(f"{self.name} exited with code {code} before it was ready", self.stderr_tail())
         try:
