@@ -10,8 +10,9 @@ import { ModelRuntime, SettingsManager, VERSION } from "@earendil-works/pi-codin
 import { getSupportedThinkingLevels, isContextOverflow } from "@earendil-works/pi-ai";
 import { findEnvKeys, getProviders as getBuiltinProviderIds, registerApiProvider } from "@earendil-works/pi-ai/compat";
 import * as openaiCompletions from "@earendil-works/pi-ai/api/openai-completions";
-import { GatewayError, addSecret, invalid } from "./errors.mjs";
+import { GatewayError, addSecret, invalid, redact } from "./errors.mjs";
 import { fastFetch } from "./fast_fetch.mjs";
+import { PROVIDER_ID as LITELLM, discoverLiteLLM, litellmSource } from "./litellm_proxy.mjs";
 
 // Custom (models.json / run-time) providers reach their API through pi's API registry, whose
 // entries import the implementation on every call (`import()` costs tens of µs per request).
@@ -172,7 +173,7 @@ function closeMatches(name, models, limit = 8) {
 // ---- the adapter ---------------------------------------------------------------------------------
 
 /** Create pi's ModelRuntime over an agent dir (never fetching catalogs) and wrap it. */
-export async function createAdapter({ agentDir = defaultAgentDir(), providers = undefined } = {}) {
+export async function createAdapter({ agentDir = defaultAgentDir(), providers = undefined, env = process.env } = {}) {
   process.env.PI_OFFLINE = "1"; // pi reads this at create(): no catalog fetch at start
   const runtime = await ModelRuntime.create({
     authPath: join(agentDir, "auth.json"),
@@ -180,7 +181,12 @@ export async function createAdapter({ agentDir = defaultAgentDir(), providers = 
     allowModelNetwork: false,
   });
   const adapter = new PiAdapter(runtime, { agentDir });
-  if (providers) await adapter.registerProviders(providers);
+  // A `litellm` block without models names a LiteLLM proxy to discover, not a provider to register.
+  const { [LITELLM]: litellmBlock, ...rest } = providers ?? {};
+  const source = litellmSource(env, litellmBlock);
+  if (litellmBlock !== undefined && !source) rest[LITELLM] = litellmBlock;
+  if (Object.keys(rest).length) await adapter.registerProviders(rest);
+  if (source) await adapter.useLiteLLMProxy(source);
   return adapter;
 }
 
@@ -189,6 +195,8 @@ export class PiAdapter {
   #index = null;
   #loadedStamp;
   #builtinIds = new Set(getBuiltinProviderIds());
+  #litellm = null; // the LiteLLM proxy to discover on every reload, or null
+  #providersError = {}; // provider id -> why its discovery failed (no secret)
 
   constructor(runtime, { agentDir }) {
     this.runtime = runtime;
@@ -217,9 +225,40 @@ export class PiAdapter {
     this.#index = null;
   }
 
+  /**
+   * Discover a LiteLLM proxy's models now and on every reload, as provider `litellm`. A proxy
+   * that is down or answers garbage leaves the provider unregistered and the reason in
+   * providersError(); it never fails the caller.
+   */
+  async useLiteLLMProxy(source) {
+    this.#litellm = source;
+    await this.#discover();
+    await this.runtime.refresh({ allowNetwork: false });
+    this.invalidate();
+  }
+
+  async #discover() {
+    if (!this.#litellm) return;
+    try {
+      const { block } = await discoverLiteLLM(this.#litellm);
+      this.runtime.registerProvider(LITELLM, providerConfigFromModelsJson(LITELLM, block));
+      delete this.#providersError[LITELLM];
+    } catch (err) {
+      this.runtime.unregisterProvider(LITELLM);
+      const where = this.#litellm.source === "providers" ? "the litellm provider block" : this.#litellm.source;
+      this.#providersError[LITELLM] = `LiteLLM proxy (from ${where}) not registered: ${redact(String(err?.message ?? err))}`;
+    }
+  }
+
+  /** `{<provider id>: reason}` for providers whose discovery failed, or null. */
+  providersError() {
+    return Object.keys(this.#providersError).length ? { ...this.#providersError } : null;
+  }
+
   /** Re-read models.json and every provider's auth (pi's refresh, offline), then rebuild the index. */
   async reload() {
     this.#loadedStamp = this.#modelsJsonStamp();
+    await this.#discover();
     try {
       await this.runtime.refresh({ allowNetwork: false });
     } catch {

@@ -5,5 +5,6 @@ export default async function modelRoutes(app, { adapter }) {
     models: await adapter.listModels(),
     default_model: adapter.defaultModel(),
     models_json_error: adapter.modelsJsonError(),
+    providers_error: adapter.providersError(),
   }));
 }

@@ -18,6 +18,9 @@
 //   malformed-after-content   one good text chunk, then a line that is not JSON
 //   disconnect                one good text chunk, then the socket is destroyed
 //   stall                     one good text chunk, then nothing (the connection stays open)
+// With `catalog` ({models: [{id, model_info?, backend?}], key?, modelInfo = true}) it also answers
+// like a LiteLLM proxy: GET /v1/models (OpenAI list) and GET /model/info (404 when modelInfo is
+// false), both 401 unless `Authorization: Bearer <key>` when `key` is set.
 // Streaming replies end with a usage chunk (prompt_tokens, completion_tokens, total_tokens,
 // prompt_tokens_details.cached_tokens) and `data: [DONE]`; `"stream": false` gets one JSON body.
 
@@ -101,13 +104,24 @@ const ERRORS = {
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" };
 
 /** Start the fake upstream; resolves when it listens. */
-export async function startFakeUpstream({ host = "127.0.0.1", port = 0, text = DEFAULT_TEXT, chunks = 4, usage = DEFAULT_USAGE } = {}) {
+export async function startFakeUpstream({
+  host = "127.0.0.1",
+  port = 0,
+  text = DEFAULT_TEXT,
+  chunks = 4,
+  usage = DEFAULT_USAGE,
+  catalog = undefined,
+} = {}) {
   const events = new EventEmitter();
   const requests = [];
   const cache = new Map(); // model -> prebuilt SSE body for the normal reply
   const sockets = new Set();
 
   const server = http.createServer({ noDelay: true, keepAliveTimeout: 65000 }, (req, res) => {
+    if (catalog && req.method === "GET") {
+      serveCatalog(req, res);
+      return;
+    }
     const bufs = [];
     req.on("data", (b) => bufs.push(b));
     req.on("end", () => {
@@ -130,6 +144,29 @@ export async function startFakeUpstream({ host = "127.0.0.1", port = 0, text = D
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
+
+  function serveCatalog(req, res) {
+    const json = (status, obj) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(obj));
+    };
+    if (catalog.key && req.headers.authorization !== `Bearer ${catalog.key}`) {
+      json(401, { error: { message: "Authentication Error, invalid proxy key", type: "auth_error" } });
+      return;
+    }
+    const path = req.url.split("?")[0];
+    if (path === "/v1/models" || path === "/models") {
+      json(200, { object: "list", data: catalog.models.map((m) => ({ id: m.id, object: "model", created: 1677610602, owned_by: "openai" })) });
+    } else if (path === "/model/info" && catalog.modelInfo !== false) {
+      json(200, {
+        data: catalog.models.map((m) => ({
+          model_name: m.id,
+          litellm_params: { model: m.backend ?? `openai/${m.id}` },
+          model_info: m.model_info ?? {},
+        })),
+      });
+    } else json(404, { detail: "Not Found" });
+  }
 
   function serve(body, req, res) {
     const model = typeof body.model === "string" ? body.model : "fake";

@@ -68,9 +68,9 @@ export function makeAgentDir({ providers, auth, settings } = {}) {
  * The gateway in-process on 127.0.0.1:0. `setup(adapter)` may register providers (pi's faux
  * provider) before it listens. Log lines are kept in `logs` (strings) instead of stderr.
  */
-export async function startGateway({ agentDir = makeAgentDir(), providers, setup, token = TOKEN, ...appOptions } = {}) {
+export async function startGateway({ agentDir = makeAgentDir(), providers, setup, token = TOKEN, env, ...appOptions } = {}) {
   installDispatcher();
-  const adapter = await createAdapter({ agentDir, providers });
+  const adapter = await createAdapter({ agentDir, providers, env });
   if (setup) await setup(adapter);
   const logs = [];
   const app = buildApp({ adapter, token, logger: createLogger({ write: (line) => logs.push(line) }), ...appOptions });
