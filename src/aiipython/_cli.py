@@ -169,6 +169,8 @@ def models(available: bool, provider: str | None, as_json: bool) -> None:
     Console().print(table)
     if data.get("models_json_error"):
         click.echo(f"warning: pi's models.json has a problem: {data['models_json_error']}", err=True)
+    for reason in (data.get("providers_error") or {}).values():
+        click.echo(f"warning: {reason}", err=True)
 
 
 @cli.group()
@@ -194,6 +196,8 @@ def auth_status(as_json: bool) -> None:
         else:
             hint = f" — log in with `pi` (/login) or set {' or '.join(p['env_vars'])}" if p.get("env_vars") else ""
             click.echo(f"  {p['provider']:<24} not configured{hint}")
+    for provider_id, reason in sorted((data.get("providers_error") or {}).items()):
+        click.echo(f"  {provider_id:<24} not registered — {reason}")
     if not any(p.get("configured") for p in providers):
         click.echo("No provider has credentials: run `pi` and /login, or set a provider's API key env var.")
 
@@ -201,6 +205,11 @@ def auth_status(as_json: bool) -> None:
 from ._cli_gateway import gateway  # noqa: E402 - the group registers itself below
 
 cli.add_command(gateway)
+
+from ._cli_litellm import litellm_config, smoke  # noqa: E402 - after _errors, which they use
+
+cli.add_command(litellm_config)
+cli.add_command(smoke)
 
 
 @cli.command()
