@@ -5,6 +5,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import Fastify from "fastify";
+import { Admission } from "./admission.mjs";
 import { GatewayError, addSecret, envelope, redact, toGatewayError } from "./errors.mjs";
 import healthRoutes from "./routes/health.mjs";
 import modelRoutes from "./routes/models.mjs";
@@ -60,7 +61,8 @@ function drainRequest(req, maxBytes, ms) {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
- * Build the fastify app. `adapter`: a PiAdapter; `token`: the bearer token (required).
+ * Build the fastify app. `adapter`: a PiAdapter; `token`: the bearer token (required);
+ * `admission`: the bound on model calls (admission.mjs).
  * Returns the app; `app.gateway.shutdown()` aborts in-flight calls and closes it.
  */
 export function buildApp({
@@ -70,6 +72,7 @@ export function buildApp({
   timeoutMs = DEFAULT_TIMEOUT_MS,
   logger = createLogger(),
   startedAt = Date.now(),
+  admission = new Admission({ maxWaitMs: timeoutMs }),
 } = {}) {
   if (typeof token !== "string" || token.length === 0) throw new Error("buildApp: a non-empty token is required");
   if (!adapter) throw new Error("buildApp: a PiAdapter is required");
@@ -101,6 +104,7 @@ export function buildApp({
     async shutdown({ graceMs = CLOSE_GRACE_MS } = {}) {
       if (state.shuttingDown) return;
       state.shuttingDown = true;
+      admission.close();
       for (const call of state.inflight) call.abort("shutdown");
       const force = setTimeout(() => app.server.closeAllConnections(), graceMs);
       force.unref();
@@ -177,7 +181,7 @@ export function buildApp({
     reply.code(404).send(envelope(new GatewayError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`), request.id));
   });
 
-  const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION };
+  const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION, admission };
   app.register(healthRoutes, routeOpts);
   app.register(modelRoutes, routeOpts);
   app.register(authRoutes, routeOpts);

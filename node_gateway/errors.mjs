@@ -17,6 +17,7 @@ export const ERROR_TYPES = Object.freeze({
   upstream_auth_error: 502,
   upstream_error: 502,
   shutting_down: 503,
+  overloaded: 503,
   upstream_timeout: 504,
   internal_error: 500,
 });

@@ -2,15 +2,22 @@
 // Reads its settings from the environment once (docs/protocol.md "Launch"), builds the app,
 // listens, writes ONE readiness line to stdout, and exits when stdin ends or on SIGTERM/SIGINT.
 // Nothing else is ever written to stdout: console output is sent to stderr before pi loads.
+// With AIIPYTHON_GATEWAY_WORKERS > 1 this process is the primary of a node:cluster group and
+// each worker runs the gateway (cluster.mjs); the readiness line then comes once, from the primary.
 
 import { readFileSync } from "node:fs";
 import { format, parseArgs } from "node:util";
+import { admissionFor, DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_QUEUE } from "./admission.mjs";
+import { isWorker, onPrimaryShutdown, runPrimary, shareRegistrations, workerCount, workerFailed, workerReady } from "./cluster.mjs";
 import { installDispatcher } from "./dispatcher.mjs";
 
 const EXIT_USAGE = 2;
 const SHUTDOWN_DEADLINE_MS = 900;
+/** Workers when AIIPYTHON_GATEWAY_WORKERS is unset (docs/architecture.md "Workers"). */
+const DEFAULT_WORKERS = 1;
 
 function fail(message) {
+  if (isWorker) workerFailed(message);
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", event: "startup_failed", message })}\n`);
   process.exit(EXIT_USAGE);
 }
@@ -30,13 +37,16 @@ function readSettings(argv, env) {
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`bad --port: ${args.port}`);
   const token = env.AIIPYTHON_GATEWAY_TOKEN;
   if (!token) fail("AIIPYTHON_GATEWAY_TOKEN is not set: the gateway refuses to start without a token");
-  const positiveInt = (name, fallback) => {
+  const integer = (name, fallback, min = 1) => {
     const raw = env[name];
     if (raw === undefined || raw === "") return fallback;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1) fail(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    if (!Number.isInteger(n) || n < min) fail(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
     return n;
   };
+  const positiveInt = (name, fallback) => integer(name, fallback);
+  const { workers, error: workersError } = workerCount(env.AIIPYTHON_GATEWAY_WORKERS, DEFAULT_WORKERS);
+  if (workersError) fail(workersError);
   let providers;
   try {
     if (env.AIIPYTHON_GATEWAY_PROVIDERS) providers = JSON.parse(env.AIIPYTHON_GATEWAY_PROVIDERS).providers;
@@ -58,79 +68,105 @@ function readSettings(argv, env) {
     timeoutMs: positiveInt("AIIPYTHON_GATEWAY_TIMEOUT_MS", 600000),
     bodyLimit: positiveInt("AIIPYTHON_GATEWAY_BODY_LIMIT", 52428800),
     logLevel: env.AIIPYTHON_GATEWAY_LOG_LEVEL || "info",
+    maxInflight: positiveInt("AIIPYTHON_GATEWAY_MAX_INFLIGHT", DEFAULT_MAX_INFLIGHT),
+    maxQueue: integer("AIIPYTHON_GATEWAY_MAX_QUEUE", DEFAULT_MAX_QUEUE, 0),
+    workers,
   };
 }
 
+const launchEnv = { ...process.env }; // what each worker starts from (the same settings, tokens included)
 const settings = readSettings(process.argv.slice(2), process.env);
 delete process.env.AIIPYTHON_GATEWAY_TOKEN; // nothing downstream needs it in the environment
 process.env.PI_OFFLINE = "1";
 
-installDispatcher(); // before pi loads and before any fetch
-
-const { buildApp, createLogger, GATEWAY_VERSION } = await import("./app.mjs");
-const { redact } = await import("./errors.mjs");
-const logger = createLogger({ level: settings.logLevel });
-
-// stdout carries only the readiness line. Whatever pi or a dependency prints (the OpenAI SDK
-// reports unparsable SSE with console.error) becomes a redacted JSON log line on stderr.
-const consoleTo = (level) => (...args) => logger[level]({ event: "console", message: redact(format(...args)) });
-console.log = consoleTo("info");
-console.info = consoleTo("info");
-console.debug = consoleTo("debug");
-console.warn = consoleTo("warn");
-console.error = consoleTo("warn");
-
-const { createAdapter, defaultAgentDir } = await import("./pi_adapter.mjs");
-
-let adapter;
-try {
-  adapter = await createAdapter({ agentDir: defaultAgentDir(process.env), providers: settings.providers });
-} catch (err) {
-  fail(`cannot start pi: ${err.message}`);
+if (settings.workers > 1 && !isWorker) {
+  const log = (level, fields) =>
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, ...fields })}\n`);
+  const info = await runPrimary({ workers: settings.workers, env: launchEnv, log, fail, shutdownDeadlineMs: SHUTDOWN_DEADLINE_MS });
+  if (info) process.stdout.write(`${JSON.stringify(info)}\n`);
+} else {
+  await serve();
 }
-const app = buildApp({
-  adapter,
-  token: settings.token,
-  bodyLimit: settings.bodyLimit,
-  timeoutMs: settings.timeoutMs,
-  logger,
-});
 
-let stopping = false;
-async function shutdown(why) {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ event: "shutdown", reason: why });
-  setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS).unref();
+async function serve() {
+  installDispatcher(); // before pi loads and before any fetch
+
+  const { buildApp, createLogger, GATEWAY_VERSION } = await import("./app.mjs");
+  const { redact } = await import("./errors.mjs");
+  const logger = createLogger({ level: settings.logLevel });
+
+  // stdout carries only the readiness line. Whatever pi or a dependency prints (the OpenAI SDK
+  // reports unparsable SSE with console.error) becomes a redacted JSON log line on stderr.
+  const consoleTo = (level) => (...args) => logger[level]({ event: "console", message: redact(format(...args)) });
+  console.log = consoleTo("info");
+  console.info = consoleTo("info");
+  console.debug = consoleTo("debug");
+  console.warn = consoleTo("warn");
+  console.error = consoleTo("warn");
+
+  const { createAdapter, defaultAgentDir } = await import("./pi_adapter.mjs");
+
+  let adapter;
   try {
-    await app.gateway.shutdown();
+    adapter = await createAdapter({ agentDir: defaultAgentDir(process.env), providers: settings.providers });
   } catch (err) {
-    logger.error({ event: "shutdown_error", message: String(err?.message ?? err) });
+    fail(`cannot start pi: ${err.message}`);
   }
-  process.exit(0);
-}
-process.on("SIGTERM", () => shutdown("SIGTERM"));
-process.on("SIGINT", () => shutdown("SIGINT"));
-process.stdin.on("end", () => shutdown("stdin closed"));
-process.stdin.on("close", () => shutdown("stdin closed"));
-process.stdin.on("error", () => shutdown("stdin error"));
-process.stdin.resume();
+  if (isWorker) shareRegistrations(adapter); // PUT /providers reaches every worker
+  const app = buildApp({
+    adapter,
+    token: settings.token,
+    bodyLimit: settings.bodyLimit,
+    timeoutMs: settings.timeoutMs,
+    logger,
+    admission: admissionFor({
+      maxInflight: settings.maxInflight,
+      maxQueue: settings.maxQueue,
+      workers: settings.workers,
+      maxWaitMs: settings.timeoutMs,
+    }),
+  });
 
-let address;
-try {
-  address = await app.listen({ host: settings.host, port: settings.port });
-} catch (err) {
-  fail(`cannot listen on ${settings.host}:${settings.port}: ${err.message}`);
-}
-const modelsError = adapter.modelsJsonError();
-if (modelsError) logger.warn({ event: "models_json_error", message: modelsError });
-process.stdout.write(
-  `${JSON.stringify({
+  let stopping = false;
+  async function shutdown(why) {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: "shutdown", reason: why });
+    setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS).unref();
+    try {
+      await app.gateway.shutdown();
+    } catch (err) {
+      logger.error({ event: "shutdown_error", message: String(err?.message ?? err) });
+    }
+    process.exit(0);
+  }
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  if (isWorker) {
+    onPrimaryShutdown(shutdown); // the primary owns stdin; a lost primary ends a worker (cluster.mjs)
+  } else {
+    process.stdin.on("end", () => shutdown("stdin closed"));
+    process.stdin.on("close", () => shutdown("stdin closed"));
+    process.stdin.on("error", () => shutdown("stdin error"));
+    process.stdin.resume();
+  }
+
+  let address;
+  try {
+    address = await app.listen({ host: settings.host, port: settings.port });
+  } catch (err) {
+    fail(`cannot listen on ${settings.host}:${settings.port}: ${err.message}`);
+  }
+  const modelsError = adapter.modelsJsonError();
+  if (modelsError) logger.warn({ event: "models_json_error", message: modelsError });
+  const ready = {
     event: "ready",
     url: address,
     pid: process.pid,
     version: GATEWAY_VERSION,
     pi_version: adapter.piVersion,
     node_version: process.version,
-  })}\n`,
-);
+  };
+  if (isWorker) workerReady(ready);
+  else process.stdout.write(`${JSON.stringify(ready)}\n`);
+}

@@ -37,6 +37,23 @@ def test_gateway_env_carries_token_in_env_only(tmp_path: Path) -> None:
     assert env["PATH"].startswith(str(tmp_path))
 
 
+def test_overload_settings_reach_the_gateway_env() -> None:
+    s = load_settings({"AIIPYTHON_GATEWAY_MAX_INFLIGHT": "8", "AIIPYTHON_GATEWAY_MAX_QUEUE": "0",
+                       "AIIPYTHON_GATEWAY_WORKERS": "AUTO"})
+    assert (s.gateway_max_inflight, s.gateway_max_queue, s.gateway_workers) == (8, 0, "auto")
+    env = gateway_env(s, token="tok")
+    assert (env["AIIPYTHON_GATEWAY_MAX_INFLIGHT"], env["AIIPYTHON_GATEWAY_MAX_QUEUE"]) == ("8", "0")
+    assert env["AIIPYTHON_GATEWAY_WORKERS"] == "auto"
+    unset = gateway_env(load_settings({}), token="tok")
+    assert "AIIPYTHON_GATEWAY_WORKERS" not in unset and "AIIPYTHON_GATEWAY_MAX_INFLIGHT" not in unset
+    with pytest.raises(ValueError, match="AIIPYTHON_GATEWAY_MAX_INFLIGHT='0' must be at least 1"):
+        load_settings({"AIIPYTHON_GATEWAY_MAX_INFLIGHT": "0"})
+    with pytest.raises(ValueError, match="AIIPYTHON_GATEWAY_MAX_QUEUE='lots' is not a whole number"):
+        load_settings({"AIIPYTHON_GATEWAY_MAX_QUEUE": "lots"})
+    with pytest.raises(ValueError, match="AIIPYTHON_GATEWAY_WORKERS='0' must be a whole number >= 1"):
+        load_settings({"AIIPYTHON_GATEWAY_WORKERS": "0"})
+
+
 def test_error_frame_status_is_derived_from_type() -> None:
     err = error_from_envelope(None, {"error": {"type": "context_window_exceeded", "message": "too long"}})
     assert isinstance(err, aiipython.ContextWindowExceededError) and err.status == 400

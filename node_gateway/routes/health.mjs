@@ -1,6 +1,6 @@
 // GET /health: liveness and versions (docs/protocol.md).
 
-export default async function healthRoutes(app, { adapter, startedAt, version }) {
+export default async function healthRoutes(app, { adapter, startedAt, version, admission }) {
   app.get("/health", async () => ({
     ok: true,
     pid: process.pid,
@@ -9,6 +9,7 @@ export default async function healthRoutes(app, { adapter, startedAt, version })
     pi_version: adapter.piVersion,
     node_version: process.version,
     memory: memoryMb(),
+    admission: admission.stats(),
   }));
 }
 

@@ -13,6 +13,7 @@
         ├── GatewayClosedError        the gateway/client was used after close()
         ├── GatewayProtocolError      a reply that does not follow docs/protocol.md
         ├── GatewayUnavailableError   503: the gateway is shutting down
+        │   └── GatewayOverloadedError  503: the gateway is at capacity (``retry_after`` seconds)
         ├── AuthenticationError       401: wrong or missing gateway token
         ├── InvalidRequestError       400: the request itself is wrong
         │   ├── AmbiguousModelError   400: a bare model id several providers have
@@ -45,6 +46,7 @@ __all__ = [
     "GatewayClosedError",
     "GatewayProtocolError",
     "GatewayUnavailableError",
+    "GatewayOverloadedError",
     "AuthenticationError",
     "InvalidRequestError",
     "AmbiguousModelError",
@@ -149,6 +151,16 @@ class GatewayUnavailableError(GatewayError):
     default_code = "shutting_down"
 
 
+class GatewayOverloadedError(GatewayUnavailableError):
+    """503: the gateway is at capacity (admission control); retry after ``retry_after`` seconds.
+
+    Raised when every slot for model calls (``AIIPYTHON_GATEWAY_MAX_INFLIGHT``) is taken and the
+    wait queue (``AIIPYTHON_GATEWAY_MAX_QUEUE``) is full; nothing was sent to the provider.
+    """
+
+    default_code = "overloaded"
+
+
 class AuthenticationError(GatewayError):
     """401: the gateway token was missing or wrong (``AIIPYTHON_GATEWAY_TOKEN``)."""
 
@@ -228,6 +240,7 @@ _BY_TYPE: dict[str, type[GatewayError]] = {
     "upstream_auth_error": UpstreamAuthError,
     "upstream_error": UpstreamError,
     "shutting_down": GatewayUnavailableError,
+    "overloaded": GatewayOverloadedError,
     "upstream_timeout": UpstreamTimeoutError,
     "internal_error": GatewayError,
 }

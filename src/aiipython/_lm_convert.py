@@ -97,6 +97,8 @@ def lm15_error(exc: Exception) -> Exception | None:
         err = lm15.AmbiguousModelError(message, model=exc.model or "", providers=tuple(exc.candidates), **meta)
     elif isinstance(exc, (E.InvalidRequestError, E.RequestTooLargeError)):
         err = lm15.InvalidRequestError(message, **meta)
+    elif isinstance(exc, E.GatewayOverloadedError):
+        err = lm15.ServerError(message, retry_after=exc.retry_after, **meta)  # DSPy waits retry_after
     elif isinstance(exc, (E.GatewayExitedError, E.GatewayUnavailableError)):
         err = lm15.TransportError(message, **meta)  # the gateway restarts: worth a retry
     elif isinstance(exc, (E.ConfigurationError, E.GatewayStartError, E.GatewayClosedError, E.AuthenticationError)):

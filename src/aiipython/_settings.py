@@ -43,6 +43,12 @@ class Settings:
     local_model_path: Path | None = None
     #: ``PI_CODING_AGENT_DIR``: pi's agent dir (default ``~/.pi/agent``), passed to the gateway.
     pi_agent_dir: Path | None = None
+    #: ``AIIPYTHON_GATEWAY_MAX_INFLIGHT``: model calls a spawned gateway runs at once (None: its default).
+    gateway_max_inflight: int | None = None
+    #: ``AIIPYTHON_GATEWAY_MAX_QUEUE``: model calls that may wait for a slot before 503 (None: default).
+    gateway_max_queue: int | None = None
+    #: ``AIIPYTHON_GATEWAY_WORKERS``: gateway worker processes, a count or ``auto`` (None: default).
+    gateway_workers: str | None = None
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -56,6 +62,28 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number; unset it or give e.g. 64") from None
+    if value < minimum:
+        raise ValueError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _workers(env: Mapping[str, str]) -> str | None:
+    raw = env.get("AIIPYTHON_GATEWAY_WORKERS", "").strip().lower()
+    if not raw or raw == "auto":
+        return raw or None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"AIIPYTHON_GATEWAY_WORKERS={raw!r} must be a whole number >= 1 or 'auto'")
+    return str(int(raw))
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
@@ -89,6 +117,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         local_model=_choice(env, "AIIPYTHON_LOCAL_MODEL", ("auto", "on", "off"), "auto"),
         local_model_path=_path(env, "AIIPYTHON_LOCAL_MODEL_PATH"),
         pi_agent_dir=_path(env, "PI_CODING_AGENT_DIR"),
+        gateway_max_inflight=_int(env, "AIIPYTHON_GATEWAY_MAX_INFLIGHT", 1),
+        gateway_max_queue=_int(env, "AIIPYTHON_GATEWAY_MAX_QUEUE", 0),
+        gateway_workers=_workers(env),
     )
 
 
@@ -118,6 +149,15 @@ def gateway_env(
     env["PI_OFFLINE"] = "1"
     if settings.pi_agent_dir is not None:
         env["PI_CODING_AGENT_DIR"] = str(settings.pi_agent_dir)
+    for name, value in (
+        ("AIIPYTHON_GATEWAY_MAX_INFLIGHT", settings.gateway_max_inflight),
+        ("AIIPYTHON_GATEWAY_MAX_QUEUE", settings.gateway_max_queue),
+        ("AIIPYTHON_GATEWAY_WORKERS", settings.gateway_workers),
+    ):
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = str(value)
     if providers_json is not None:
         env["AIIPYTHON_GATEWAY_PROVIDERS"] = providers_json
     else:
