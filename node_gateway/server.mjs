@@ -9,7 +9,6 @@ import { readFileSync } from "node:fs";
 import { format, parseArgs } from "node:util";
 import { admissionFor, DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_QUEUE } from "./admission.mjs";
 import { isWorker, onPrimaryShutdown, runPrimary, shareRegistrations, workerCount, workerFailed, workerReady } from "./cluster.mjs";
-import { installDispatcher } from "./dispatcher.mjs";
 
 const EXIT_USAGE = 2;
 const SHUTDOWN_DEADLINE_MS = 900;
@@ -89,6 +88,7 @@ if (settings.workers > 1 && !isWorker) {
 }
 
 async function serve() {
+  const { installDispatcher } = await import("./dispatcher.mjs"); // not in a primary: it serves nothing
   installDispatcher(); // before pi loads and before any fetch
 
   const { buildApp, createLogger, GATEWAY_VERSION } = await import("./app.mjs");

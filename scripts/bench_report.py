@@ -545,6 +545,10 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
         w("Top allocating functions: " + "; ".join(f"`{k}` {v / max(1, al['requests']) / 1024:.1f} KB"
                                                   for k, v in al["top_functions"][:8]) + ".")
         w("")
+    if d.get("overload"):  # scripts/bench_overload.py
+        from bench_overload import report
+
+        L.extend(report(d["overload"]))
     found = findings(d)
     if found:
         w("## Findings and recommended fixes")
