@@ -35,6 +35,8 @@ export class Admission {
     this.head = 0; // index of the oldest entry not yet taken (avoids Array.shift on a long queue)
     this.queued = 0; // live entries in `waiting`
     this.shed = 0; // requests answered 503 overloaded, for /health
+    this.shedSinceLog = 0;
+    this.lastShedLog = -Infinity;
     this.closed = false;
     this.onRequest = this.onRequest.bind(this);
   }
@@ -151,7 +153,7 @@ export class Admission {
       release = await pending;
     } catch (err) {
       if (res.destroyed) return reply.hijack();
-      return shed(request, reply, err);
+      return shed(this, request, reply, err);
     } finally {
       res.off("close", pending.cancel);
     }
@@ -163,8 +165,22 @@ export class Admission {
   }
 }
 
-function shed(request, reply, err) {
-  if (request.gw) request.gw.errorType = err.type;
+/** Log line for sheds: at most one a second (a line per shed would add load when there is too much). */
+const SHED_LOG_EVERY_MS = 1000;
+
+function shed(admission, request, reply, err) {
+  if (err.type === "overloaded") {
+    const now = performance.now();
+    admission.shedSinceLog += 1;
+    if (now - admission.lastShedLog >= SHED_LOG_EVERY_MS) {
+      const since = admission.shedSinceLog;
+      request.server.gateway?.logger?.warn({ event: "overloaded", ...admission.stats(), shed_since_last_line: since });
+      admission.shedSinceLog = 0;
+      admission.lastShedLog = now;
+    }
+  } else if (request.gw) {
+    request.gw.errorType = err.type;
+  }
   if (err.extra?.retry_after !== undefined) reply.header("retry-after", String(err.extra.retry_after));
   return reply.code(err.statusCode).send(envelope(err, request.id));
 }

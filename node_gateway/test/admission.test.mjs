@@ -133,6 +133,11 @@ describe("the gateway under a full bound (slow upstream)", () => {
       const [{ body }] = await third;
       assert.equal(body.messages.at(-1).content, "queued-3");
       assert.equal((await gw.request("/health")).body.admission.shed, 2);
+      const lines = gw.logs.map((line) => JSON.parse(line));
+      const summaries = lines.filter((l) => l.event === "overloaded");
+      assert.ok(summaries.length >= 1 && summaries.every((l) => l.level === "warn" && l.limit === 2), "a warn summary line");
+      const shedLines = lines.filter((l) => l.event === "request" && l.status === 503);
+      assert.ok(shedLines.every((l) => l.level === "info"), "a shed request is not a warn line of its own");
       void queued;
     } finally {
       up.events.off("request", onRequest);
