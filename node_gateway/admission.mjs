@@ -11,7 +11,14 @@
 
 import { envelope, GatewayError } from "./errors.mjs";
 
-/** Defaults, from scripts/bench_overload.py (docs/benchmarks.md "Overload"). */
+/**
+ * Defaults. One worker's throughput is flat from about 8 concurrent calls on (docs/benchmarks.md
+ * "Throughput": 4,136 req/s at c=8, 4,457 at c=32), so on a CPU-bound gateway more calls in
+ * flight only add unordered queueing inside pi; 64 leaves 8x that for slow upstream calls, which
+ * hold a slot while using almost no CPU (a 32-thread DSPy optimizer, twice over). 192 waiting
+ * drain in ~50 ms at that rate (about 15 s behind 5 s model calls); past 64 + 192 = 256
+ * concurrent callers the gateway sheds at once.
+ */
 export const DEFAULT_MAX_INFLIGHT = 64;
 export const DEFAULT_MAX_QUEUE = 192;
 
