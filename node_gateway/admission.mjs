@@ -1,8 +1,8 @@
 // Admission control for model calls (docs/protocol.md "Overload"): at most `limit` upstream calls in
 // flight per gateway process, then a FIFO wait queue of at most `queue` requests; beyond that a
 // request is answered at once with 503 `overloaded` and `Retry-After` (never a silent stall).
-// Only model routes go through it (one route-level hook: `{ onRequest: admission.onRequest }`),
-// so /health and the other cheap routes never wait behind model calls.
+// Only model routes go through it (MODEL_ROUTES; admitModelRoutes adds the route-level onRequest
+// hook to each as it is declared), so /health and the other cheap routes never wait behind them.
 //
 // 503, not 429: the shed is the gateway being at capacity for everyone, not this caller sending
 // too much; 429 `rate_limit` stays the provider's own limit passed through, and a caller can
@@ -21,6 +21,20 @@ import { envelope, GatewayError } from "./errors.mjs";
  */
 export const DEFAULT_MAX_INFLIGHT = 64;
 export const DEFAULT_MAX_QUEUE = 192;
+
+/** The routes that make model calls: each passes admission (docs/protocol.md "Overload"). */
+export const MODEL_ROUTES = Object.freeze(["/lm/complete", "/lm/stream", "/v1/chat/completions", "/v1/responses"]);
+
+/**
+ * Give every model route declared on `app` from now on the admission hook (fastify `onRoute`,
+ * inherited by the route plugins registered after it), ahead of the route's own onRequest hooks.
+ */
+export function admitModelRoutes(app, admission) {
+  app.addHook("onRoute", (route) => {
+    if (!MODEL_ROUTES.includes(route.url) || ![route.method].flat().includes("POST")) return;
+    route.onRequest = [admission.onRequest, ...[route.onRequest ?? []].flat()];
+  });
+}
 
 /** Seconds a shed caller is told to wait: HTTP's Retry-After is whole seconds, 1 is the least. */
 export const RETRY_AFTER_S = 1;

@@ -5,7 +5,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import Fastify from "fastify";
-import { Admission } from "./admission.mjs";
+import { Admission, admitModelRoutes } from "./admission.mjs";
 import { GatewayError, addSecret, envelope, redact, toGatewayError } from "./errors.mjs";
 import healthRoutes from "./routes/health.mjs";
 import modelRoutes from "./routes/models.mjs";
@@ -181,6 +181,7 @@ export function buildApp({
     reply.code(404).send(envelope(new GatewayError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`), request.id));
   });
 
+  admitModelRoutes(app, admission); // before the routes: /lm/* and /v1 model calls
   const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION, admission };
   app.register(healthRoutes, routeOpts);
   app.register(modelRoutes, routeOpts);

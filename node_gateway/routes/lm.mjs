@@ -60,7 +60,7 @@ function abortedError(call) {
   return new GatewayError("upstream_error", "the client closed the connection");
 }
 
-export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeoutMs, state, admission }) {
+export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeoutMs, state }) {
   /** Validate, resolve and convert; nothing is sent upstream before this passes. */
   async function prepare(request) {
     const name = requestModelName(request.body);
@@ -102,7 +102,7 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
     });
   }
 
-  app.post("/lm/complete", { schema: { body: bodySchema }, onRequest: admission.onRequest }, async (request, reply) => {
+  app.post("/lm/complete", { schema: { body: bodySchema } }, async (request, reply) => {
     const prepared = await prepare(request);
     const { call, events, wire, t0 } = await start(request, prepared);
     let message;
@@ -122,7 +122,7 @@ export default async function lmRoutes(app, { adapter, timeoutMs: defaultTimeout
     };
   });
 
-  app.post("/lm/stream", { schema: { body: bodySchema }, onRequest: admission.onRequest }, async (request, reply) => {
+  app.post("/lm/stream", { schema: { body: bodySchema } }, async (request, reply) => {
     const prepared = await prepare(request);
     const { model } = prepared;
     const { call, events, wire, t0 } = await start(request, prepared);

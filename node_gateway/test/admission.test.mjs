@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
-import { Admission, admissionFor, RETRY_AFTER_S } from "../admission.mjs";
+import { Admission, admissionFor, admitModelRoutes, MODEL_ROUTES, RETRY_AFTER_S } from "../admission.mjs";
 import { chat, makeAgentDir, startFakeUpstream, startGateway, upstreamProvider } from "./helpers.mjs";
 
 describe("Admission (unit)", () => {
@@ -66,6 +66,22 @@ describe("Admission (unit)", () => {
     waiting.close();
     await assert.rejects(w, (err) => err.type === "shutting_down");
     await assert.rejects(waiting.acquire(), (err) => err.type === "shutting_down");
+  });
+
+  test("the hook goes on every model route, POST only, ahead of the route's own hooks", () => {
+    const routes = [];
+    const fake = { addHook: (name, fn) => routes.push(fn) };
+    const adm = new Admission();
+    admitModelRoutes(fake, adm);
+    const own = () => {};
+    const chat = { url: "/v1/chat/completions", method: "POST", onRequest: own };
+    const health = { url: "/health", method: "GET" };
+    const getLm = { url: "/lm/complete", method: ["GET", "HEAD"] };
+    for (const route of [chat, health, getLm]) routes[0](route);
+    assert.deepEqual(chat.onRequest, [adm.onRequest, own]);
+    assert.equal(health.onRequest, undefined);
+    assert.equal(getLm.onRequest, undefined);
+    assert.deepEqual(MODEL_ROUTES, ["/lm/complete", "/lm/stream", "/v1/chat/completions", "/v1/responses"]);
   });
 
   test("limits are split across workers, at least one slot each", () => {
