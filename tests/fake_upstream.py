@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     hang: threading.Event | None = None  # block (before answering) until set
     finish_reason: str | None = None
+    #: After the first text chunk, keep the response open (SSE comments) until the client goes
+    #: away, then set this event: a test can see that its connection was closed.
+    closed: threading.Event | None = None
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, Any] | None = None) -> bytes:
@@ -128,7 +132,21 @@ class FakeUpstream:
             body = reply.error_body or {"error": {"message": f"scripted {reply.status}", "type": "server_error"}}
             return Response(json.dumps(body), status=reply.status, headers=reply.headers,
                             content_type="application/json")
+        if reply.closed is not None:
+            body = _until_closed(reply, reply.closed)
+            return Response(body, status=200, content_type="text/event-stream", headers=reply.headers)
         return Response(sse_frames(reply), status=200, content_type="text/event-stream", headers=reply.headers)
+
+
+def _until_closed(reply: Reply, closed: threading.Event) -> Iterator[bytes]:
+    """The first frames of ``reply``, then a comment every 20 ms until a write fails."""
+    stop = threading.Event()
+    try:
+        yield from sse_frames(reply)[:2]
+        while not stop.wait(0.02):  # werkzeug raises out of the write once the client has gone
+            yield b": still here\n\n"
+    finally:
+        closed.set()
 
 
 def write_models_json(agent_dir: Path, base_url: str, *, provider: str = FAKE_PROVIDER,

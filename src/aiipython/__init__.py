@@ -37,6 +37,56 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
+    from ._ai.api import (
+        acomplete,
+        acomplete_simple,
+        astream,
+        astream_simple,
+        complete,
+        complete_simple,
+        quick,
+        stream,
+        stream_simple,
+    )
+    from ._ai.events import (
+        AssistantMessageEvent,
+        AssistantMessageEventStream,
+        AsyncAssistantMessageEventStream,
+        DoneEvent,
+        ErrorEvent,
+        StartEvent,
+        TextDeltaEvent,
+        TextEndEvent,
+        TextStartEvent,
+        ThinkingDeltaEvent,
+        ThinkingEndEvent,
+        ThinkingStartEvent,
+        ToolCallDeltaEvent,
+        ToolCallEndEvent,
+        ToolCallStartEvent,
+    )
+    from ._ai.types import (
+        AssistantMessage,
+        CacheRetention,
+        Context,
+        Cost,
+        ImageContent,
+        Message,
+        SimpleStreamOptions,
+        StopReason,
+        StreamOptions,
+        TextContent,
+        ThinkingBudgets,
+        ThinkingContent,
+        ThinkingLevel,
+        Tool,
+        ToolCall,
+        ToolResultMessage,
+        Usage,
+        UserMessage,
+        ctx,
+        user,
+    )
     from ._client import PiGatewayClient, StreamEvent, get_client
     from ._factory import make_lm
     from ._gateway import Gateway, close_gateway, get_gateway, start_gateway
@@ -57,6 +107,20 @@ _LAZY = {
     "StreamingLM": "._streaming_lm",
     "make_lm": "._factory",
 }
+#: The typed API (docs/python_api.md), module by module; nothing of it loads until first use.
+_AI = {
+    "._ai.types": ("ThinkingLevel", "CacheRetention", "StopReason", "TextContent", "ThinkingContent",
+                   "ImageContent", "ToolCall", "UserMessage", "AssistantMessage", "ToolResultMessage",
+                   "Message", "Context", "Tool", "Usage", "Cost", "StreamOptions", "SimpleStreamOptions",
+                   "ThinkingBudgets", "user", "ctx"),
+    "._ai.events": ("StartEvent", "TextStartEvent", "TextDeltaEvent", "TextEndEvent", "ThinkingStartEvent",
+                    "ThinkingDeltaEvent", "ThinkingEndEvent", "ToolCallStartEvent", "ToolCallDeltaEvent",
+                    "ToolCallEndEvent", "DoneEvent", "ErrorEvent", "AssistantMessageEvent",
+                    "AssistantMessageEventStream", "AsyncAssistantMessageEventStream"),
+    "._ai.api": ("complete", "stream", "complete_simple", "stream_simple", "quick", "acomplete", "astream",
+                 "acomplete_simple", "astream_simple"),
+}
+_LAZY.update({name: module for module, names in _AI.items() for name in names})
 
 __all__ = [
     "make_lm",
@@ -92,6 +156,16 @@ __all__ = [
     "UpstreamAuthError",
     "UpstreamError",
     "UpstreamTimeoutError",
+    # the typed API (docs/python_api.md)
+    "ThinkingLevel", "CacheRetention", "StopReason", "TextContent", "ThinkingContent", "ImageContent",
+    "ToolCall", "UserMessage", "AssistantMessage", "ToolResultMessage", "Message", "Context", "Tool",
+    "Usage", "Cost", "StreamOptions", "SimpleStreamOptions", "ThinkingBudgets", "user", "ctx",
+    "StartEvent", "TextStartEvent", "TextDeltaEvent", "TextEndEvent", "ThinkingStartEvent",
+    "ThinkingDeltaEvent", "ThinkingEndEvent", "ToolCallStartEvent", "ToolCallDeltaEvent", "ToolCallEndEvent",
+    "DoneEvent", "ErrorEvent", "AssistantMessageEvent", "AssistantMessageEventStream",
+    "AsyncAssistantMessageEventStream",
+    "complete", "stream", "complete_simple", "stream_simple", "quick", "acomplete", "astream",
+    "acomplete_simple", "astream_simple",
 ]
 
 for _name in __all__:

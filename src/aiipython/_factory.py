@@ -11,14 +11,16 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Mapping
-from typing import Any
-
-import dspy
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from . import _errors as E
 from ._settings import BACKENDS, load_settings
 
-__all__ = ["make_lm"]
+if TYPE_CHECKING:
+    import dspy
+
+__all__ = ["make_lm", "choose_backend", "BackendChoice"]
 
 logger = logging.getLogger("aiipython")
 
@@ -41,8 +43,68 @@ class _Fallback(Exception):
     """Why ``auto`` cannot use the Pi gateway; the message is the reason logged."""
 
 
+@dataclass(frozen=True)
+class BackendChoice:
+    """What :func:`choose_backend` decided: the backend, the model on it, and why."""
+
+    #: ``"pi"`` or ``"litellm"``.
+    backend: str
+    #: pi's ``provider/id`` (``pi`` backend) or LiteLLM's model name.
+    model: str
+    #: Why ``auto`` took LiteLLM (the warning's text); None otherwise.
+    reason: str | None = None
+    #: pi's ``/models`` entry for the model (``pi`` backend).
+    info: Mapping[str, Any] | None = None
+    #: The gateway the pi backend calls (internal).
+    gateway: Any = None
+
+
+def choose_backend(model: str | None = None, *, backend: str | None = None,
+                   gateway_args: Mapping[str, Any] | None = None) -> BackendChoice:
+    """Decide the backend and model as :func:`make_lm` does, without building an LM (the typed
+    API calls it too: one rule). The Pi gateway is started (or reached) to ask pi.
+
+    Args:
+        model, backend: as for :func:`make_lm`.
+        gateway_args: ``client``, ``gateway_url``, ``gateway_token`` (see :class:`PiGatewayLM`).
+
+    Raises:
+        As :func:`make_lm`.
+    """
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        raise E.ConfigurationError(str(exc)) from exc
+    chosen = (backend if backend is not None else settings.lm_backend).strip().lower()
+    if chosen not in BACKENDS:
+        raise E.ConfigurationError(f"unknown LM backend {backend!r}; use one of: {', '.join(BACKENDS)}")
+    name = model or settings.model
+    gateway_args = dict(gateway_args or {})
+    if name and _bare(name).startswith("tabminion/"):
+        return BackendChoice("litellm", _bare(name))
+    if chosen == "litellm":
+        if gateway_args:
+            raise E.ConfigurationError(f"{sorted(gateway_args)} configure the Pi gateway, not the litellm backend")
+        if not name:
+            raise E.ConfigurationError("no model for the litellm backend: pass make_lm(model=...) or set "
+                                       "AIIPYTHON_MODEL to a LiteLLM name such as openai/gpt-4o")
+        return BackendChoice("litellm", _bare(name))
+    if chosen == "pi":
+        return _pi_choice(name, gateway_args, auto=False)
+    try:
+        return _pi_choice(name, gateway_args, auto=True)
+    except _Fallback as reason:
+        fallback = name or reason.args[1]
+        if not fallback:
+            raise E.ConfigurationError(
+                f"no model to use: the Pi gateway is unavailable ({reason.args[0]}); pass make_lm(model=...) "
+                "or set AIIPYTHON_MODEL"
+            ) from reason.__cause__
+        return BackendChoice("litellm", _bare(fallback), reason=reason.args[0])
+
+
 def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: Any) -> dspy.LM:
-    """Return a ``dspy.LM`` for ``model`` on the chosen backend.
+    """Return a ``dspy.LM`` for ``model`` on the chosen backend (:func:`choose_backend`).
 
     Args:
         model: ``provider/id`` as pi names it (``anthropic/claude-sonnet-4-5``; a ``pi/`` prefix is
@@ -65,42 +127,23 @@ def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: A
             or several providers have a bare id (both ``pi`` and ``auto``).
         aiipython.ProviderNotConfiguredError: ``pi`` backend and no credentials for the provider.
     """
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        raise E.ConfigurationError(str(exc)) from exc
-    chosen = (backend if backend is not None else settings.lm_backend).strip().lower()
-    if chosen not in BACKENDS:
-        raise E.ConfigurationError(f"unknown LM backend {backend!r}; use one of: {', '.join(BACKENDS)}")
-    name = model or settings.model
     gateway_args = {key: kwargs.pop(key) for key in _GATEWAY_ARGS if key in kwargs}
-    if name and _bare(name).startswith("tabminion/"):
-        return _litellm_lm(_bare(name), kwargs)
-    if chosen == "litellm":
-        if gateway_args:
-            raise E.ConfigurationError(f"{sorted(gateway_args)} configure the Pi gateway, not the litellm backend")
-        if not name:
-            raise E.ConfigurationError("no model for the litellm backend: pass make_lm(model=...) or set "
-                                       "AIIPYTHON_MODEL to a LiteLLM name such as openai/gpt-4o")
-        return _litellm_lm(_bare(name), kwargs)
-    if chosen == "pi":
-        return _pi_lm(name, gateway_args, kwargs, auto=False)
-    try:
-        return _pi_lm(name, gateway_args, kwargs, auto=True)
-    except _Fallback as reason:
-        fallback = name or reason.args[1]
-        if not fallback:
-            raise E.ConfigurationError(
-                f"no model to use: the Pi gateway is unavailable ({reason.args[0]}); pass make_lm(model=...) "
-                "or set AIIPYTHON_MODEL"
-            ) from reason.__cause__
-        fallback = _bare(fallback)
-        logger.warning(
-            "make_lm: using LiteLLM (StreamingLM) for %r because %s. Set AIIPYTHON_LM_BACKEND=pi to make this "
-            "an error, or AIIPYTHON_LM_BACKEND=litellm to choose LiteLLM without this warning.",
-            fallback, reason.args[0],
-        )
-        return _litellm_lm(fallback, kwargs)
+    timeout = gateway_args.pop("gateway_timeout", None)
+    choice = choose_backend(model, backend=backend, gateway_args=gateway_args)
+    if choice.backend == "litellm":
+        if choice.reason:
+            logger.warning(
+                "make_lm: using LiteLLM (StreamingLM) for %r because %s. Set AIIPYTHON_LM_BACKEND=pi to make "
+                "this an error, or AIIPYTHON_LM_BACKEND=litellm to choose LiteLLM without this warning.",
+                choice.model, choice.reason,
+            )
+        return _litellm_lm(choice.model, kwargs)
+    from ._lm import AsyncPiGatewayEngine, PiGatewayEngine, PiGatewayLM
+
+    name = "pi/" + choice.model
+    engine = PiGatewayEngine(name, timeout=timeout, model_info=choice.info, _gateway=choice.gateway)
+    async_engine = AsyncPiGatewayEngine(name, timeout=timeout, _gateway=choice.gateway)
+    return PiGatewayLM(name, engine=engine, async_engine=async_engine, **kwargs)
 
 
 def _bare(name: str) -> str:
@@ -118,8 +161,8 @@ def _first_line(exc: BaseException) -> str:
     return text.strip().splitlines()[0]
 
 
-def _pi_lm(name: str | None, gateway_args: dict[str, Any], kwargs: dict[str, Any], *, auto: bool) -> dspy.LM:
-    from ._lm import AsyncPiGatewayEngine, PiGatewayEngine, PiGatewayLM, _Gateway
+def _pi_choice(name: str | None, gateway_args: Mapping[str, Any], *, auto: bool) -> BackendChoice:
+    from ._lm import _Gateway
 
     gateway = _Gateway(gateway_args.get("client"), gateway_args.get("gateway_url"), gateway_args.get("gateway_token"))
     try:
@@ -136,11 +179,7 @@ def _pi_lm(name: str | None, gateway_args: dict[str, Any], kwargs: dict[str, Any
         if auto:
             raise _Fallback(message, full)
         raise E.ProviderNotConfiguredError(message, model=full, provider=info["provider"])
-    model = "pi/" + full
-    timeout = gateway_args.get("gateway_timeout")
-    engine = PiGatewayEngine(model, timeout=timeout, model_info=info, _gateway=gateway)
-    async_engine = AsyncPiGatewayEngine(model, timeout=timeout, _gateway=gateway)
-    return PiGatewayLM(model, engine=engine, async_engine=async_engine, **kwargs)
+    return BackendChoice("pi", full, info=info, gateway=gateway)
 
 
 def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tuple[str, dict[str, Any]]:

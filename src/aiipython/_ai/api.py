@@ -1,0 +1,119 @@
+"""``complete`` / ``stream`` / ``quick`` and their async twins (pi-ai's ``stream.ts`` in Python).
+
+Every function takes ``model`` (pi's ``provider/id``, a unique bare id, or None for the default
+model ``make_lm`` would use), a :class:`Context` (or a prompt string) and options, plus
+``backend=`` (``auto`` | ``pi`` | ``litellm``; default ``AIIPYTHON_LM_BACKEND``) and ``client=``
+(a :class:`PiGatewayClient`; default the process's gateway). ``complete`` raises aiipython's
+typed errors; ``stream`` reports a failed call as its last event, ``ErrorEvent``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .backends import resolve
+from .events import Assembler, AssistantMessageEventStream, AsyncAssistantMessageEventStream
+from .types import AssistantMessage, Context, SimpleStreamOptions, StreamOptions, ThinkingLevel, user
+
+if TYPE_CHECKING:
+    from .._client import PiGatewayClient
+
+__all__ = ["complete", "stream", "complete_simple", "stream_simple", "quick",
+           "acomplete", "astream", "acomplete_simple", "astream_simple"]
+
+
+def _context(context: Context | str) -> Context:
+    return Context(messages=[user(context)]) if isinstance(context, str) else context
+
+
+def _assembler(backend_model: str) -> Assembler:
+    provider, _, model_id = backend_model.partition("/")
+    return Assembler(provider if model_id else "", model_id or provider)
+
+
+def complete(model: str | None, context: Context | str, options: StreamOptions | None = None, *,
+             backend: str | None = None, client: PiGatewayClient | None = None) -> AssistantMessage:
+    """One call; the complete reply.
+
+    Returns:
+        An :class:`AssistantMessage`: ``.text``, ``.tool_calls``, ``.thinking_text``, ``usage``
+        (tokens; ``usage.cost`` in dollars), ``stop_reason`` (``stop``, ``length`` or ``toolUse``).
+
+    Raises:
+        aiipython.ConfigurationError: an unknown backend, no model, or an option the backend
+            cannot carry.
+        aiipython.GatewayError subclasses (docs/protocol.md "Errors"): ``ModelNotFoundError``,
+            ``ProviderNotConfiguredError``, ``RateLimitError``, ``UpstreamError`` (an upstream 5xx), ...
+    """
+    chosen, name = resolve(model, backend, client)
+    return chosen.complete(name, _context(context), options)
+
+
+def stream(model: str | None, context: Context | str, options: StreamOptions | None = None, *,
+           backend: str | None = None, client: PiGatewayClient | None = None) -> AssistantMessageEventStream:
+    """One streamed call: iterate the returned stream for events, or call its ``.result()``.
+
+    Events: ``start``, then ``text_*`` / ``thinking_*`` / ``toolcall_*`` (start, deltas, end) per
+    content block, then ``done`` — or ``error`` (with the partial message and the typed error in
+    ``.exception``) when the call fails. Breaking out of the loop aborts the upstream call.
+
+    Raises:
+        aiipython.ConfigurationError (and errors choosing the backend) at once; call failures
+        arrive as the ``error`` event instead.
+    """
+    chosen, name = resolve(model, backend, client)
+    assembler = _assembler(name)
+    events = chosen.stream(name, _context(context), options, assembler)
+    return AssistantMessageEventStream(events, lambda: assembler.error(None, aborted=True))
+
+
+def complete_simple(model: str | None, context: Context | str, options: SimpleStreamOptions | None = None, *,
+                    backend: str | None = None, client: PiGatewayClient | None = None) -> AssistantMessage:
+    """:func:`complete` with a thinking level (``options.reasoning``)."""
+    return complete(model, context, options, backend=backend, client=client)
+
+
+def stream_simple(model: str | None, context: Context | str, options: SimpleStreamOptions | None = None, *,
+                  backend: str | None = None, client: PiGatewayClient | None = None) -> AssistantMessageEventStream:
+    """:func:`stream` with a thinking level (``options.reasoning``)."""
+    return stream(model, context, options, backend=backend, client=client)
+
+
+def quick(prompt: str, model: str | None = None, *, system: str | None = None, temperature: float | None = None,
+          max_tokens: int | None = None, reasoning: ThinkingLevel | str | None = None,
+          backend: str | None = None, client: PiGatewayClient | None = None) -> AssistantMessage:
+    """One prompt, one reply: ``quick("What is 2+2?").text``. ``model`` None is the default model."""
+    options = SimpleStreamOptions(temperature=temperature, max_tokens=max_tokens,
+                                  reasoning=ThinkingLevel(reasoning) if reasoning is not None else None)
+    return complete(model, Context(system_prompt=system, messages=[user(prompt)]), options,
+                    backend=backend, client=client)
+
+
+async def acomplete(model: str | None, context: Context | str, options: StreamOptions | None = None, *,
+                    backend: str | None = None, client: PiGatewayClient | None = None) -> AssistantMessage:
+    """Async :func:`complete` (same result and errors)."""
+    chosen, name = resolve(model, backend, client)
+    return await chosen.acomplete(name, _context(context), options)
+
+
+def astream(model: str | None, context: Context | str, options: StreamOptions | None = None, *,
+            backend: str | None = None,
+            client: PiGatewayClient | None = None) -> AsyncAssistantMessageEventStream:
+    """Async :func:`stream`: ``async for event in astream(...)``, or ``await ....result()``."""
+    chosen, name = resolve(model, backend, client)
+    assembler = _assembler(name)
+    events = chosen.astream(name, _context(context), options, assembler)
+    return AsyncAssistantMessageEventStream(events, lambda: assembler.error(None, aborted=True))
+
+
+async def acomplete_simple(model: str | None, context: Context | str, options: SimpleStreamOptions | None = None,
+                           *, backend: str | None = None, client: PiGatewayClient | None = None) -> AssistantMessage:
+    """Async :func:`complete_simple`."""
+    return await acomplete(model, context, options, backend=backend, client=client)
+
+
+def astream_simple(model: str | None, context: Context | str, options: SimpleStreamOptions | None = None, *,
+                   backend: str | None = None,
+                   client: PiGatewayClient | None = None) -> AsyncAssistantMessageEventStream:
+    """Async :func:`stream_simple`."""
+    return astream(model, context, options, backend=backend, client=client)
