@@ -65,6 +65,18 @@ if TYPE_CHECKING:
         ToolCallEndEvent,
         ToolCallStartEvent,
     )
+    from ._ai.modelsdev import sync_models
+    from ._ai.registry import (
+        Model,
+        ModelCapabilities,
+        ModelCost,
+        ModelLimits,
+        ModelModalities,
+        calculate_cost,
+        estimate_cost,
+        get_model,
+        get_models,
+    )
     from ._ai.types import (
         AssistantMessage,
         CacheRetention,
@@ -117,6 +129,9 @@ _AI = {
                     "ThinkingDeltaEvent", "ThinkingEndEvent", "ToolCallStartEvent", "ToolCallDeltaEvent",
                     "ToolCallEndEvent", "DoneEvent", "ErrorEvent", "AssistantMessageEvent",
                     "AssistantMessageEventStream", "AsyncAssistantMessageEventStream"),
+    "._ai.registry": ("Model", "ModelCost", "ModelLimits", "ModelCapabilities", "ModelModalities", "get_model",
+                      "get_models", "calculate_cost", "estimate_cost"),
+    "._ai.modelsdev": ("sync_models",),
     "._ai.api": ("complete", "stream", "complete_simple", "stream_simple", "quick", "acomplete", "astream",
                  "acomplete_simple", "astream_simple"),
 }
@@ -157,6 +172,8 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeoutError",
     # the typed API (docs/python_api.md)
+    "Model", "ModelCost", "ModelLimits", "ModelCapabilities", "ModelModalities", "get_model", "get_models",
+    "calculate_cost", "estimate_cost", "sync_models",
     "ThinkingLevel", "CacheRetention", "StopReason", "TextContent", "ThinkingContent", "ImageContent",
     "ToolCall", "UserMessage", "AssistantMessage", "ToolResultMessage", "Message", "Context", "Tool",
     "Usage", "Cost", "StreamOptions", "SimpleStreamOptions", "ThinkingBudgets", "user", "ctx",

@@ -211,6 +211,10 @@ from ._cli_litellm import litellm_config, smoke  # noqa: E402 - after _errors, w
 cli.add_command(litellm_config)
 cli.add_command(smoke)
 
+from ._cli_models import cost  # noqa: E402 - registers below (docs/python_api.md)
+
+cli.add_command(cost)
+
 
 @cli.command()
 @click.pass_context

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from .. import _errors as E
+from .._client import PiGatewayClient  # noqa: TC001 - cheap (httpx), and the cache is keyed by it
 from .events import Assembler, AssistantMessageEvent
 from .types import (
     AssistantMessage,
@@ -29,9 +31,6 @@ from .types import (
     ToolResultMessage,
     UserMessage,
 )
-
-if TYPE_CHECKING:
-    from .._client import PiGatewayClient
 
 __all__ = ["Backend", "PiBackend", "resolve", "openai_messages", "openai_tools"]
 
@@ -202,7 +201,10 @@ def _message(reply: dict[str, Any]) -> AssistantMessage:
 
 # -- the choice -----------------------------------------------------------------------------------
 
-_cache: dict[tuple[Any, ...], tuple[Backend, str]] = {}
+#: Decisions per client (weakly: a closed client's entries go with it); ``None`` = the process gateway.
+_by_client: weakref.WeakKeyDictionary[PiGatewayClient, dict[tuple[Any, ...], tuple[Backend, str]]] = (
+    weakref.WeakKeyDictionary())
+_default: dict[tuple[Any, ...], tuple[Backend, str]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -214,14 +216,18 @@ def resolve(model: str | None, backend: str | None, client: PiGatewayClient | No
     """
     import os  # noqa: PLC0415
 
-    key = (model, backend, os.environ.get("AIIPYTHON_LM_BACKEND"), os.environ.get("AIIPYTHON_MODEL"), id(client))
-    found = _cache.get(key)
+    key = (model, backend, os.environ.get("AIIPYTHON_LM_BACKEND"), os.environ.get("AIIPYTHON_MODEL"))
+    cache = _default if client is None else _by_client.get(client)
+    found = cache.get(key) if cache is not None else None
     if found is not None:
         return found
     from .._factory import choose_backend  # noqa: PLC0415 - the one rule, shared with make_lm
 
     with _cache_lock:
-        found = _cache.get(key)
+        if cache is None:
+            assert client is not None
+            cache = _by_client.setdefault(client, {})
+        found = cache.get(key)
         if found is not None:
             return found
         wanted = (backend or os.environ.get("AIIPYTHON_LM_BACKEND") or "auto").strip().lower()
@@ -241,5 +247,5 @@ def resolve(model: str | None, backend: str | None, client: PiGatewayClient | No
             from .litellm_backend import LiteLLMBackend  # noqa: PLC0415
 
             chosen = LiteLLMBackend()
-        found = _cache[key] = (chosen, choice.model)
+        found = cache[key] = (chosen, choice.model)
     return found

@@ -1,0 +1,82 @@
+"""Per-call overhead of the typed API: ``aiipython.complete`` over ``PiGatewayClient.complete``.
+
+Both call the same real gateway (pi, provider ``fake`` at a canned local upstream); the
+difference of their medians is what the typed API adds (building the request from a Context,
+choosing the backend, validating pi's AssistantMessage). Target: <= 0.1 ms. Prints JSON; writes
+nothing. Loopback only.
+
+    .venv/bin/python scripts/bench_api.py [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from fake_upstream import FakeUpstream, write_models_json  # noqa: E402
+
+TARGET_MS = 0.1
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    rounds, n = (3, 100) if quick else (7, 400)
+    import aiipython
+    from aiipython._gateway import start_gateway
+    from aiipython._settings import load_settings
+
+    upstream = FakeUpstream().start()
+    with tempfile.TemporaryDirectory(prefix="aiipython-bench-api-") as tmp:
+        write_models_json(Path(tmp), upstream.base_url)
+        env = {**os.environ, "PI_CODING_AGENT_DIR": tmp, "AIIPYTHON_LOCAL_MODEL": "off"}
+        gateway = start_gateway(load_settings(env), progress=False)
+        client = aiipython.PiGatewayClient(gateway=gateway)
+        model, messages = "fake/fake-model", [{"role": "user", "content": "hi"}]
+        context = aiipython.ctx(aiipython.user("hi"))
+        try:
+            def raw() -> None:
+                client.complete(model, messages)
+
+            def typed() -> None:
+                aiipython.complete(model, context, client=client)
+
+            for fn in (raw, typed):
+                for _ in range(50):
+                    fn()  # warm up: connections, the backend choice, pydantic
+            samples: dict[str, list[float]] = {"client": [], "typed": []}
+            medians: dict[str, list[float]] = {"client": [], "typed": []}
+            for _ in range(rounds):  # interleaved rounds: drift on a loaded machine hits both
+                for name, fn in (("client", raw), ("typed", typed)):
+                    times = []
+                    for _ in range(n):
+                        start = time.perf_counter()
+                        fn()
+                        times.append((time.perf_counter() - start) * 1000)
+                    samples[name] += times
+                    medians[name].append(statistics.median(times))
+            diffs = [t - c for t, c in zip(medians["typed"], medians["client"], strict=True)]
+            overhead = statistics.median(diffs)
+            print(json.dumps({
+                "calls_per_path": rounds * n,
+                "client_median_ms": round(statistics.median(samples["client"]), 4),
+                "typed_median_ms": round(statistics.median(samples["typed"]), 4),
+                "overhead_ms_median_of_rounds": round(overhead, 4),
+                "overhead_ms_per_round": [round(d, 4) for d in diffs],
+                "target_ms": TARGET_MS, "met": overhead <= TARGET_MS,
+            }, indent=2))
+        finally:
+            client.close()
+            gateway.close()
+            upstream.stop()
+
+
+if __name__ == "__main__":
+    main()
