@@ -2,7 +2,7 @@
 // one error handler (envelope from errors.mjs), one JSON log line per request on stderr, and the
 // route plugins. buildApp() takes a ready PiAdapter so tests can build it in-process.
 
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import Fastify from "fastify";
 import { Admission, admitModelRoutes } from "./admission.mjs";
@@ -60,14 +60,32 @@ function drainRequest(req, maxBytes, ms) {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+const digest = (value) => createHash("sha256").update(value, "utf8").digest();
+
 /**
- * Build the fastify app. `adapter`: a PiAdapter; `token`: the bearer token (required);
+ * Which token a bearer value is: "admin", "client" or null. Both are compared, in constant time
+ * over SHA-256 digests (equal lengths), so neither the match nor a token's length leaks.
+ */
+function tokenScope(given, client, admin) {
+  const got = digest(given);
+  const isClient = timingSafeEqual(got, client);
+  const isAdmin = admin ? timingSafeEqual(got, admin) : false;
+  return isAdmin ? "admin" : isClient ? "client" : null;
+}
+
+/**
+ * Build the fastify app. `adapter`: a PiAdapter; `token`: the client token (required: /lm/*,
+ * /v1/*, /models, /auth/status, /health); `adminToken`: the admin token, also needed for routes
+ * declared with `config: { admin: true }` (none are reachable without it). `providerEnvAllow`:
+ * env var names run-time provider blocks may reference ("$NAME").
  * `admission`: the bound on model calls (admission.mjs).
  * Returns the app; `app.gateway.shutdown()` aborts in-flight calls and closes it.
  */
 export function buildApp({
   adapter,
   token,
+  adminToken = undefined,
+  providerEnvAllow = new Set(),
   bodyLimit = DEFAULT_BODY_LIMIT,
   timeoutMs = DEFAULT_TIMEOUT_MS,
   logger = createLogger(),
@@ -76,8 +94,13 @@ export function buildApp({
 } = {}) {
   if (typeof token !== "string" || token.length === 0) throw new Error("buildApp: a non-empty token is required");
   if (!adapter) throw new Error("buildApp: a PiAdapter is required");
+  if (adminToken !== undefined && (typeof adminToken !== "string" || adminToken.length === 0 || adminToken === token)) {
+    throw new Error("buildApp: the admin token must be a non-empty string different from the client token");
+  }
   addSecret(token);
-  const expected = Buffer.from(token, "utf8");
+  addSecret(adminToken);
+  const clientDigest = digest(token);
+  const adminDigest = adminToken ? digest(adminToken) : null;
   const idPrefix = randomBytes(4).toString("hex");
   let seq = 0;
 
@@ -149,10 +172,14 @@ export function buildApp({
       done(new GatewayError("unauthorized", "missing gateway token (Authorization: Bearer <token>)"));
       return;
     }
-    // Constant time for a token of the right length; only the (public) length can leak.
-    const got = Buffer.from(auth.slice(7).trim(), "utf8");
-    if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
+    const scope = tokenScope(auth.slice(7).trim(), clientDigest, adminDigest);
+    if (scope === null) {
       done(new GatewayError("unauthorized", "wrong gateway token"));
+      return;
+    }
+    // One rule for every route: `config: { admin: true }` needs the admin token (node_gateway/README.md).
+    if (request.routeOptions.config?.admin && scope !== "admin") {
+      done(new GatewayError("forbidden", `${request.method} ${request.routeOptions.url} needs the gateway's admin token; a client token can call /lm/*, /v1/*, /models, /auth/status and /health`));
       return;
     }
     done();
@@ -182,7 +209,7 @@ export function buildApp({
   });
 
   admitModelRoutes(app, admission); // before the routes: /lm/* and /v1 model calls
-  const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION, admission };
+  const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION, admission, providerEnvAllow };
   app.register(healthRoutes, routeOpts);
   app.register(modelRoutes, routeOpts);
   app.register(authRoutes, routeOpts);

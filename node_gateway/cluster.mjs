@@ -73,7 +73,7 @@ export async function runPrimary({ workers, env, log, fail, shutdownDeadlineMs }
   });
 
   // One registration: forward to every other worker, collect their answers, answer the origin.
-  function broadcast(origin, { id, providers }) {
+  function broadcast(origin, { id, providers, runtime, envAllow }) {
     const peers = [...group.values()].map((g) => g.worker).filter((w) => w !== origin && w.isConnected());
     const errors = [];
     let left = peers.length;
@@ -96,7 +96,7 @@ export async function runPrimary({ workers, env, log, fail, shutdownDeadlineMs }
       };
       peer.on("message", onMessage);
       peer.once("exit", onExit);
-      peer.send({ type: "apply_providers", id, providers });
+      peer.send({ type: "apply_providers", id, providers, runtime, envAllow });
     }
   }
 
@@ -138,7 +138,7 @@ export function shareRegistrations(adapter) {
     if (msg?.type === "apply_providers") {
       let error;
       try {
-        await local(msg.providers);
+        await local(msg.providers, { runtime: msg.runtime, envAllow: new Set(msg.envAllow) });
       } catch (err) {
         error = String(err?.message ?? err);
       }
@@ -151,12 +151,13 @@ export function shareRegistrations(adapter) {
       else entry.resolve();
     }
   });
-  adapter.registerProviders = async (providers) => {
-    const result = await local(providers);
+  adapter.registerProviders = async (providers, options = {}) => {
+    const result = await local(providers, options); // validated here first: a 400 reaches no worker
     const id = `${process.pid}-${++seq}`;
+    const { runtime = false, envAllow = new Set() } = options;
     await new Promise((resolve, reject) => {
       waiting.set(id, { resolve, reject });
-      process.send({ type: "providers", id, providers });
+      process.send({ type: "providers", id, providers, runtime, envAllow: [...envAllow] });
     });
     return result;
   };

@@ -9,6 +9,10 @@ const BODY_KEYS = new Set(["model", "messages", "tools", "options"]);
 const OPTION_KEYS = new Set(["temperature", "max_tokens", "reasoning", "tool_choice", "stop", "session_id", "timeout_ms"]);
 const REASONING = new Set(["off", "minimal", "low", "medium", "high", "xhigh", "max"]);
 const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
+/** Longest model name accepted (pi's longest ids are under 100 characters). */
+export const MAX_MODEL_NAME = 256;
+/** Deepest nesting of arrays/objects accepted in a body (JSON schemas of real tools stay under 20). */
+export const MAX_DEPTH = 64;
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const describe = (v) => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v);
@@ -21,13 +25,40 @@ function checkKeys(obj, allowed, where) {
   }
 }
 
+/** A model name's own checks (every endpoint): non-empty, at most MAX_MODEL_NAME characters. */
+export function checkModelName(name, where = "body.model") {
+  if (typeof name !== "string" || name.length === 0) {
+    throw invalid(`${where} is required: a model name such as "provider/id"`);
+  }
+  if (name.length > MAX_MODEL_NAME) {
+    throw invalid(`${where} is ${name.length} characters long; model names have at most ${MAX_MODEL_NAME}`);
+  }
+  return name;
+}
+
+/**
+ * The top-level field of `body` under which arrays/objects nest deeper than `limit`, or null.
+ * Iterative (no recursion), so a hostile body cannot overflow the stack here; bodies deeper than
+ * this would overflow it later, in pi or in JSON.stringify (a retryable-looking 502 otherwise).
+ */
+export function tooDeep(body, limit = MAX_DEPTH) {
+  const stack = [[body, 0, null]];
+  while (stack.length) {
+    const [value, depth, top] = stack.pop();
+    if (value === null || typeof value !== "object") continue;
+    if (depth >= limit) return top;
+    for (const key in value) stack.push([value[key], depth + 1, top ?? key]);
+  }
+  return null;
+}
+
 /** The `model` field, checked before anything else so the model can be resolved first. */
 export function requestModelName(body) {
   if (!isObject(body)) throw invalid(`the body must be a JSON object, not ${describe(body)}`);
   checkKeys(body, BODY_KEYS, "body");
-  if (typeof body.model !== "string" || body.model.length === 0) {
-    throw invalid("body.model is required: a model name such as \"provider/id\"");
-  }
+  checkModelName(body.model);
+  const deep = tooDeep(body);
+  if (deep !== null) throw invalid(`body.${deep} nests arrays/objects deeper than ${MAX_DEPTH} levels`);
   return body.model;
 }
 

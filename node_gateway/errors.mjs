@@ -9,6 +9,7 @@ export const ERROR_TYPES = Object.freeze({
   ambiguous_model: 400,
   context_window_exceeded: 400,
   unauthorized: 401,
+  forbidden: 403,
   provider_not_configured: 403,
   model_not_found: 404,
   not_found: 404,

@@ -8,11 +8,13 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { ModelRuntime, SettingsManager, VERSION } from "@earendil-works/pi-coding-agent";
 import { getSupportedThinkingLevels, isContextOverflow } from "@earendil-works/pi-ai";
-import { findEnvKeys, getProviders as getBuiltinProviderIds, registerApiProvider } from "@earendil-works/pi-ai/compat";
+import { findEnvKeys, getApiProviders, getProviders as getBuiltinProviderIds, registerApiProvider } from "@earendil-works/pi-ai/compat";
 import * as openaiCompletions from "@earendil-works/pi-ai/api/openai-completions";
+import { checkModelName } from "./convert.mjs";
 import { GatewayError, addSecret, invalid, redact } from "./errors.mjs";
 import { fastFetch } from "./fast_fetch.mjs";
 import { PROVIDER_ID as LITELLM, discoverLiteLLM, litellmSource } from "./litellm_proxy.mjs";
+import { LIMITS, PROVIDER_KEYS, validateProviderBlocks } from "./provider_blocks.mjs";
 
 // Custom (models.json / run-time) providers reach their API through pi's API registry, whose
 // entries import the implementation on every call (`import()` costs tens of µs per request).
@@ -100,8 +102,6 @@ const UNKNOWN_API_CAPS = { required: null, named: null, stop: null, fetch: false
 
 // ---- extra providers (models.json provider blocks registered at run time) -----------------------
 
-const PROVIDER_KEYS = new Set(["name", "baseUrl", "apiKey", "api", "headers", "authHeader", "models", "compat"]);
-
 /** A models.json provider block -> pi's registerProvider config (models.json defaults filled in). */
 export function providerConfigFromModelsJson(id, block) {
   if (!block || typeof block !== "object" || Array.isArray(block)) {
@@ -138,22 +138,32 @@ export function providerConfigFromModelsJson(id, block) {
 
 // ---- close matches for unknown names ------------------------------------------------------------
 
-function editDistance(a, b) {
+/** Levenshtein distance of a and b, or `max + 1` as soon as it must exceed `max` (O(len · max)). */
+function editDistance(a, b, max) {
   if (a === b) return 0;
+  if (Math.abs(a.length - b.length) > max) return max + 1;
   const prev = new Array(b.length + 1);
   for (let j = 0; j <= b.length; j++) prev[j] = j;
   for (let i = 1; i <= a.length; i++) {
     let diag = prev[0];
     prev[0] = i;
+    let best = i;
     for (let j = 1; j <= b.length; j++) {
       const tmp = prev[j];
       prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
       diag = tmp;
+      if (prev[j] < best) best = prev[j];
     }
+    if (best > max) return max + 1; // every path is already too long
   }
   return prev[b.length];
 }
 
+/**
+ * Up to `limit` known names close to `name` (edit distance of the id, substrings). Bounded work:
+ * names are capped at MAX_MODEL_NAME characters before they get here, and each comparison stops
+ * once it is out of range, so an unknown name costs at most about models × 256 × 86 steps.
+ */
 function closeMatches(name, models, limit = 8) {
   const want = name.toLowerCase();
   const wantId = want.includes("/") ? want.slice(want.indexOf("/") + 1) : want;
@@ -161,8 +171,9 @@ function closeMatches(name, models, limit = 8) {
   const scored = [];
   for (const m of models) {
     const id = m.id.toLowerCase();
-    const distance = editDistance(wantId, id);
-    if (distance > maxDistance && !id.includes(wantId) && !wantId.includes(id)) continue;
+    const related = id.includes(wantId) || wantId.includes(id);
+    const distance = editDistance(wantId, id, related ? Math.max(id.length, wantId.length) : maxDistance);
+    if (distance > maxDistance && !related) continue;
     const sameProvider = want.startsWith(`${m.provider.toLowerCase()}/`) ? 0 : 0.5;
     scored.push([distance + sameProvider, `${m.provider}/${m.id}`]);
   }
@@ -197,6 +208,7 @@ export class PiAdapter {
   #builtinIds = new Set(getBuiltinProviderIds());
   #litellm = null; // the LiteLLM proxy to discover on every reload, or null
   #providersError = {}; // provider id -> why its discovery failed (no secret)
+  #registered = new Map(); // id -> effective config of the providers the gateway registered
 
   constructor(runtime, { agentDir }) {
     this.runtime = runtime;
@@ -205,13 +217,51 @@ export class PiAdapter {
     this.#loadedStamp = this.#modelsJsonStamp();
   }
 
-  /** Register `{"<id>": <models.json provider block>}` at run time (not written to the user's files). */
-  async registerProviders(providers) {
-    for (const [id, block] of Object.entries(providers)) {
-      this.runtime.registerProvider(id, providerConfigFromModelsJson(id, block));
+  /**
+   * Register `{"<id>": <models.json provider block>}` (not written to the user's files), all or
+   * nothing: the whole map is validated first (provider_blocks.mjs), and a registration pi refuses
+   * half-way is rolled back. `runtime` (PUT /providers): values are literals or `$NAME` from
+   * `envAllow`, and a provider pi defines (built in or models.json) may not be replaced, since its
+   * credentials would follow a new baseUrl; providers registered earlier by the gateway may.
+   */
+  async registerProviders(providers, { runtime = false, envAllow = new Set() } = {}) {
+    validateProviderBlocks(providers, { runtime, envAllow, knownApis: new Set(getApiProviders().map((p) => p.api)) });
+    const ids = Object.keys(providers);
+    if (runtime) {
+      for (const id of ids) {
+        if (!this.#registered.has(id) && (this.#builtinIds.has(id) || this.runtime.getProvider(id))) {
+          throw invalid(
+            `provider "${id}" is defined by pi (built in or in models.json) and may not be replaced at run time: ` +
+              "its credentials would follow the new block; register the endpoint under a new provider id",
+          );
+        }
+      }
+      const added = ids.filter((id) => !this.#registered.has(id)).length;
+      if (this.#registered.size + added > LIMITS.runtimeProviders) {
+        throw invalid(`at most ${LIMITS.runtimeProviders} providers can be registered at run time`);
+      }
     }
-    await this.runtime.refresh({ allowNetwork: false });
-    this.invalidate();
+    const configs = ids.map((id) => [id, providerConfigFromModelsJson(id, providers[id])]);
+    const applied = [];
+    try {
+      for (const [id, config] of configs) {
+        const previous = this.#registered.get(id);
+        this.runtime.registerProvider(id, config);
+        applied.push([id, previous]);
+        this.#registered.set(id, { ...previous, ...definedEntries(config) }); // pi merges the same way
+      }
+    } catch (err) {
+      for (const [id, previous] of applied.reverse()) {
+        this.runtime.unregisterProvider(id);
+        if (previous) this.runtime.registerProvider(id, previous);
+        else this.#registered.delete(id);
+        if (previous) this.#registered.set(id, previous);
+      }
+      throw err;
+    } finally {
+      await this.runtime.refresh({ allowNetwork: false });
+      this.invalidate();
+    }
   }
 
   /** Register a ready-made pi Provider (tests: pi's faux provider). */
@@ -293,6 +343,7 @@ export class PiAdapter {
    * so a model added there is found without a restart.
    */
   async resolve(name) {
+    checkModelName(name, "model");
     let found = this.#lookup(name);
     if (found === undefined && this.#modelsJsonStamp() !== this.#loadedStamp) {
       await this.reload();
@@ -497,6 +548,8 @@ export class PiAdapter {
   }
 
 }
+
+const definedEntries = (obj) => Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined));
 
 const ANY_ENV = new Proxy({}, { get: () => "1" }); // makes findEnvKeys list every var it reads
 

@@ -36,6 +36,9 @@ function readSettings(argv, env) {
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`bad --port: ${args.port}`);
   const token = env.AIIPYTHON_GATEWAY_TOKEN;
   if (!token) fail("AIIPYTHON_GATEWAY_TOKEN is not set: the gateway refuses to start without a token");
+  const adminToken = env.AIIPYTHON_GATEWAY_ADMIN_TOKEN || undefined; // without it no admin route is reachable
+  if (adminToken === token) fail("AIIPYTHON_GATEWAY_ADMIN_TOKEN must differ from AIIPYTHON_GATEWAY_TOKEN");
+  const envAllow = (env.AIIPYTHON_GATEWAY_PROVIDER_ENV ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   const integer = (name, fallback, min = 1) => {
     const raw = env[name];
     if (raw === undefined || raw === "") return fallback;
@@ -63,6 +66,8 @@ function readSettings(argv, env) {
     host: args.host,
     port,
     token,
+    adminToken,
+    providerEnvAllow: new Set(envAllow),
     providers,
     timeoutMs: positiveInt("AIIPYTHON_GATEWAY_TIMEOUT_MS", 600000),
     bodyLimit: positiveInt("AIIPYTHON_GATEWAY_BODY_LIMIT", 52428800),
@@ -75,7 +80,8 @@ function readSettings(argv, env) {
 
 const launchEnv = { ...process.env }; // what each worker starts from (the same settings, tokens included)
 const settings = readSettings(process.argv.slice(2), process.env);
-delete process.env.AIIPYTHON_GATEWAY_TOKEN; // nothing downstream needs it in the environment
+delete process.env.AIIPYTHON_GATEWAY_TOKEN; // nothing downstream needs them in the environment
+delete process.env.AIIPYTHON_GATEWAY_ADMIN_TOKEN;
 process.env.PI_OFFLINE = "1";
 
 if (settings.workers > 1 && !isWorker) {
@@ -116,6 +122,8 @@ async function serve() {
   const app = buildApp({
     adapter,
     token: settings.token,
+    adminToken: settings.adminToken,
+    providerEnvAllow: settings.providerEnvAllow,
     bodyLimit: settings.bodyLimit,
     timeoutMs: settings.timeoutMs,
     logger,

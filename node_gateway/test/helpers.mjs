@@ -17,6 +17,7 @@ export const GATEWAY_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 export const SERVER = join(GATEWAY_DIR, "server.mjs");
 export const UPSTREAM_KEY = "sk-test-upstream-key-0123456789";
 export const TOKEN = "test-gateway-token-abcdef0123456789";
+export const ADMIN_TOKEN = "test-gateway-admin-token-9876543210fedcba";
 
 /** Model ids the fake upstream gives behaviours to (see fake_upstream.mjs). */
 export const FAKE_MODEL_IDS = [
@@ -68,12 +69,20 @@ export function makeAgentDir({ providers, auth, settings } = {}) {
  * The gateway in-process on 127.0.0.1:0. `setup(adapter)` may register providers (pi's faux
  * provider) before it listens. Log lines are kept in `logs` (strings) instead of stderr.
  */
-export async function startGateway({ agentDir = makeAgentDir(), providers, setup, token = TOKEN, env, ...appOptions } = {}) {
+export async function startGateway({
+  agentDir = makeAgentDir(),
+  providers,
+  setup,
+  token = TOKEN,
+  adminToken = ADMIN_TOKEN,
+  env,
+  ...appOptions
+} = {}) {
   installDispatcher();
   const adapter = await createAdapter({ agentDir, providers, env });
   if (setup) await setup(adapter);
   const logs = [];
-  const app = buildApp({ adapter, token, logger: createLogger({ write: (line) => logs.push(line) }), ...appOptions });
+  const app = buildApp({ adapter, token, adminToken, logger: createLogger({ write: (line) => logs.push(line) }), ...appOptions });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   return {
     app,
@@ -83,6 +92,8 @@ export async function startGateway({ agentDir = makeAgentDir(), providers, setup
     logs,
     agentDir,
     request: (path, init) => request(url, path, { token, ...init }),
+    /** A request with the admin token (PUT /providers and other `admin: true` routes). */
+    admin: (path, init) => request(url, path, { ...init, token: adminToken }),
     close: () => app.gateway.shutdown(),
   };
 }

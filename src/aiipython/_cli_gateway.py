@@ -1,8 +1,9 @@
 """``aiipython gateway install|status|start|stop``.
 
 ``start`` runs a gateway in the foreground (it lives as long as this command) and records its
-url, pid and token in ``<cache>/gateway/running.json`` (mode 0600), so other processes can use
-it with ``AIIPYTHON_GATEWAY_URL``/``AIIPYTHON_GATEWAY_TOKEN`` and ``stop`` can end it.
+url, pid, client token and admin token in ``<cache>/gateway/running.json`` (a fresh 0600 file
+that replaces whatever was there, a planted symlink included), so other processes can use it
+with ``AIIPYTHON_GATEWAY_URL``/``AIIPYTHON_GATEWAY_TOKEN`` and ``stop`` can end it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,23 @@ def _read_state() -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None
+
+
+def write_private_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` as a new file readable by this user only (0600): a temp file in
+    the same directory, then ``os.replace``. A symlink or another user's file already at ``path``
+    is replaced, never written through."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # O_EXCL, 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _is_our_gateway(pid: int) -> bool:
@@ -110,9 +129,7 @@ def start() -> None:
     except AiipythonError as exc:
         raise click.ClickException(str(exc)) from exc
     path = _state_file()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"url": gw.url, "pid": gw.pid, "token": gw.token}, f)
+    write_private_json(path, {"url": gw.url, "pid": gw.pid, "token": gw.token, "admin_token": gw.admin_token})
     click.echo(f"Pi gateway running at {gw.url} (pid {gw.pid}). Use it from other processes with:")
     click.echo(f"  export AIIPYTHON_GATEWAY_URL={gw.url}")
     read_token = f"import json;print(json.load(open('{path}'))['token'])"

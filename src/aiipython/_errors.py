@@ -15,6 +15,7 @@
         ├── GatewayUnavailableError   503: the gateway is shutting down
         │   └── GatewayOverloadedError  503: the gateway is at capacity (``retry_after`` seconds)
         ├── AuthenticationError       401: wrong or missing gateway token
+        ├── PermissionDeniedError     403: a client token on an admin-only route
         ├── InvalidRequestError       400: the request itself is wrong
         │   ├── AmbiguousModelError   400: a bare model id several providers have
         │   └── ContextWindowExceededError  400: the prompt does not fit the model
@@ -48,6 +49,7 @@ __all__ = [
     "GatewayUnavailableError",
     "GatewayOverloadedError",
     "AuthenticationError",
+    "PermissionDeniedError",
     "InvalidRequestError",
     "AmbiguousModelError",
     "ContextWindowExceededError",
@@ -167,6 +169,13 @@ class AuthenticationError(GatewayError):
     default_code = "unauthorized"
 
 
+class PermissionDeniedError(GatewayError):
+    """403: the token is right but its scope is not: a client token on an admin-only route
+    (``PUT /providers``, logins); docs/architecture.md "Security"."""
+
+    default_code = "forbidden"
+
+
 class InvalidRequestError(GatewayError, ValueError):
     """400: the request is malformed or holds something the gateway cannot carry."""
 
@@ -232,6 +241,7 @@ _BY_TYPE: dict[str, type[GatewayError]] = {
     "ambiguous_model": AmbiguousModelError,
     "context_window_exceeded": ContextWindowExceededError,
     "unauthorized": AuthenticationError,
+    "forbidden": PermissionDeniedError,
     "provider_not_configured": ProviderNotConfiguredError,
     "model_not_found": ModelNotFoundError,
     "not_found": GatewayProtocolError,

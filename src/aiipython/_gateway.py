@@ -3,11 +3,12 @@
 ``get_gateway()`` returns the process's :class:`Gateway`, starting it on first use: find Node,
 install the npm packages, offer the embedded local model when enabled (its server starts on the
 first call to ``local/...`` and is then registered with the gateway), spawn
-``node server.mjs --host 127.0.0.1 --port 0`` with a fresh token in its environment and read its
-readiness line (docs/protocol.md "Launch"). It is thread-safe (many threads asking at once start
-exactly one), notices a dead gateway and starts a new one, and stops it at interpreter exit. With
-``AIIPYTHON_GATEWAY_URL`` and ``AIIPYTHON_GATEWAY_TOKEN`` set it connects to a running gateway
-instead and spawns nothing.
+``node server.mjs --host 127.0.0.1 --port 0`` with two fresh tokens in its environment (the client
+token for model calls, the admin token for ``PUT /providers`` and logins, held only by this
+process; docs/architecture.md "Security") and read its readiness line (docs/protocol.md
+"Launch"). It is thread-safe (many threads asking at once start exactly one), notices a dead
+gateway and starts a new one, and stops it at interpreter exit. With ``AIIPYTHON_GATEWAY_URL``
+and ``AIIPYTHON_GATEWAY_TOKEN`` set it connects to a running gateway instead and spawns nothing.
 """
 
 from __future__ import annotations
@@ -46,13 +47,15 @@ def _is_local(model: str) -> bool:
 
 
 class Gateway:
-    """A running Pi gateway: ``url`` and ``token`` to talk to it, ``pid``, ``close()``."""
+    """A running Pi gateway: ``url`` and ``token`` (the client token) to talk to it, ``pid``,
+    ``close()``. ``admin_token`` is known only for a gateway this process spawned."""
 
     def __init__(
         self,
         url: str,
         token: str,
         *,
+        admin_token: str | None = None,
         process: Sidecar | None = None,
         local_model: LocalModelServer | None = None,
         local_offered: bool = False,
@@ -61,6 +64,7 @@ class Gateway:
     ) -> None:
         self.url = url
         self.token = token
+        self.admin_token = admin_token
         self.info: dict[str, Any] = dict(info or {})
         self._process = process
         self._local_model = local_model
@@ -121,13 +125,14 @@ class Gateway:
             server = _local_model.get_local_model(self._settings)
             body = {"providers": {_local_model.LOCAL_PROVIDER: server.provider_config()}}
             response = httpx.put(f"{self.url}/providers", json=body, timeout=30.0,
-                                 headers={"authorization": f"Bearer {self.token}"})
+                                 headers={"authorization": f"Bearer {self.admin_token}"})
             if response.status_code != 200:
                 try:
                     envelope = response.json()
                 except ValueError:
                     envelope = None
-                raise error_from_envelope(response.status_code, envelope, secrets=(self.token,))
+                raise error_from_envelope(response.status_code, envelope,
+                                          secrets=(self.token, self.admin_token or ""))
             self._local_model = server
 
     def wait(self, timeout: float | None = None) -> int | None:
@@ -216,15 +221,15 @@ def start_gateway(
     runtime = find_node(settings)
     install = install_gateway(settings, runtime, progress=progress)
     server, providers_json = _local_model_provider(settings, eager=local_model == "eager")
-    token = secrets.token_urlsafe(32)
-    env = gateway_env(settings, token=token, providers_json=providers_json, node_bin_dir=runtime.bin_dir,
-                      compile_cache=install.root / "compile-cache")
+    token, admin_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    env = gateway_env(settings, token=token, admin_token=admin_token, providers_json=providers_json,
+                      node_bin_dir=runtime.bin_dir, compile_cache=install.root / "compile-cache")
     sidecar = Sidecar(
         "Pi gateway",
         [str(runtime.node), str(install.server), "--host", "127.0.0.1", "--port", "0"],
         env=env,
         cwd=install.root,
-        redact=lambda text: text.replace(token, "[redacted]"),
+        redact=lambda text: text.replace(token, "[redacted]").replace(admin_token, "[redacted]"),
     )
     try:
         info = sidecar.start(settings.start_timeout)
@@ -241,8 +246,8 @@ def start_gateway(
     if not isinstance(url, str) or not url.startswith("http://127.0.0.1:"):
         sidecar.close()
         raise GatewayStartError(f"the gateway's readiness line has no loopback url: {sorted(info)}")
-    return Gateway(url, token, process=sidecar, local_model=server, local_offered=providers_json is not None,
-                   settings=settings, info=info)
+    return Gateway(url, token, admin_token=admin_token, process=sidecar, local_model=server,
+                   local_offered=providers_json is not None, settings=settings, info=info)
 
 
 _lock = threading.Lock()

@@ -127,13 +127,15 @@ def gateway_env(
     settings: Settings,
     *,
     token: str,
+    admin_token: str | None = None,
     providers_json: str | None = None,
     node_bin_dir: Path | None = None,
     compile_cache: Path | None = None,
 ) -> dict[str, str]:
-    """The environment for the gateway child: ours plus the token and extra providers.
+    """The environment for the gateway child: ours plus the tokens and extra providers.
 
-    The token travels in the environment, never on the command line (docs/protocol.md "Launch").
+    The tokens travel in the environment, never on the command line (docs/protocol.md "Launch");
+    without ``admin_token`` the gateway's admin routes (``PUT /providers``) are unreachable.
     Our own ``AIIPYTHON_GATEWAY_URL`` is removed so the child never mistakes itself for a client.
     The gateway logs only problems (``warn``) unless ``AIIPYTHON_GATEWAY_LOG_LEVEL`` says
     otherwise: a line per request would cost the parent a stderr read per call. Node's compile
@@ -145,6 +147,10 @@ def gateway_env(
         env.setdefault("NODE_COMPILE_CACHE", str(compile_cache))
     env.pop("AIIPYTHON_GATEWAY_URL", None)
     env["AIIPYTHON_GATEWAY_TOKEN"] = token
+    if admin_token is not None:
+        env["AIIPYTHON_GATEWAY_ADMIN_TOKEN"] = admin_token
+    else:
+        env.pop("AIIPYTHON_GATEWAY_ADMIN_TOKEN", None)
     env["AIIPYTHON_GATEWAY_TIMEOUT_MS"] = str(int(settings.request_timeout * 1000))
     env["PI_OFFLINE"] = "1"
     if settings.pi_agent_dir is not None:
