@@ -14,6 +14,7 @@ import { checkModelName } from "./convert.mjs";
 import { GatewayError, addSecret, invalid, redact } from "./errors.mjs";
 import { fastFetch } from "./fast_fetch.mjs";
 import { PROVIDER_ID as LITELLM, discoverLiteLLM, litellmSource } from "./litellm_proxy.mjs";
+import { GuardedCredentials, JsonFile } from "./pi_files.mjs";
 import { LIMITS, PROVIDER_KEYS, validateProviderBlocks } from "./provider_blocks.mjs";
 
 // Custom (models.json / run-time) providers reach their API through pi's API registry, whose
@@ -186,12 +187,14 @@ function closeMatches(name, models, limit = 8) {
 /** Create pi's ModelRuntime over an agent dir (never fetching catalogs) and wrap it. */
 export async function createAdapter({ agentDir = defaultAgentDir(), providers = undefined, env = process.env } = {}) {
   process.env.PI_OFFLINE = "1"; // pi reads this at create(): no catalog fetch at start
+  const authFile = new JsonFile(join(agentDir, "auth.json"));
+  const { AuthStorage } = await import(new URL("./core/auth-storage.js", import.meta.resolve("@earendil-works/pi-coding-agent")).href);
   const runtime = await ModelRuntime.create({
-    authPath: join(agentDir, "auth.json"),
+    credentials: new GuardedCredentials(AuthStorage.create(authFile.path), authFile),
     modelsPath: join(agentDir, "models.json"),
     allowModelNetwork: false,
   });
-  const adapter = new PiAdapter(runtime, { agentDir });
+  const adapter = new PiAdapter(runtime, { agentDir, authFile });
   // A `litellm` block without models names a LiteLLM proxy to discover, not a provider to register.
   const { [LITELLM]: litellmBlock, ...rest } = providers ?? {};
   const source = litellmSource(env, litellmBlock);
@@ -209,10 +212,13 @@ export class PiAdapter {
   #litellm = null; // the LiteLLM proxy to discover on every reload, or null
   #providersError = {}; // provider id -> why its discovery failed (no secret)
   #registered = new Map(); // id -> effective config of the providers the gateway registered
+  #credentialsSeen = new Set(); // providers whose credentials are registered as secrets
 
-  constructor(runtime, { agentDir }) {
+  constructor(runtime, { agentDir, authFile = new JsonFile(join(agentDir, "auth.json")) }) {
     this.runtime = runtime;
     this.agentDir = agentDir;
+    this.authFile = authFile;
+    this.modelsFile = new JsonFile(join(agentDir, "models.json"));
     this.piVersion = PI_VERSION;
     this.#loadedStamp = this.#modelsJsonStamp();
   }
@@ -241,6 +247,7 @@ export class PiAdapter {
         throw invalid(`at most ${LIMITS.runtimeProviders} providers can be registered at run time`);
       }
     }
+    for (const id of ids) rememberSecrets(providers[id]); // keys and header values are never echoed
     const configs = ids.map((id) => [id, providerConfigFromModelsJson(id, providers[id])]);
     const applied = [];
     try {
@@ -308,6 +315,9 @@ export class PiAdapter {
   /** Re-read models.json and every provider's auth (pi's refresh, offline), then rebuild the index. */
   async reload() {
     this.#loadedStamp = this.#modelsJsonStamp();
+    // A models.json that does not parse would drop every custom provider: keep the last good
+    // catalog instead (the error is reported by modelsJsonError, /models and /auth/status).
+    if (this.modelsFile.error()) return;
     await this.#discover();
     try {
       await this.runtime.refresh({ allowNetwork: false });
@@ -374,9 +384,14 @@ export class PiAdapter {
     return list.length === 1 ? list[0] : list;
   }
 
-  /** Throw 403 provider_not_configured unless pi has credentials for the model's provider. */
+  /**
+   * Throw 403 provider_not_configured unless pi has credentials for the model's provider. The
+   * first call per provider also fetches them once, so their values are redacted wherever they
+   * might be echoed (APIs whose fetch the gateway does not see, such as Google's, included).
+   */
   async ensureAuth(model, signal) {
-    if (this.runtime.hasConfiguredAuth(model.provider)) return; // snapshot: the fast path
+    const configured = this.runtime.hasConfiguredAuth(model.provider);
+    if (configured && this.#credentialsSeen.has(model.provider)) return; // the fast path
     let auth;
     try {
       auth = await this.runtime.getAuth(model, { signal });
@@ -384,7 +399,13 @@ export class PiAdapter {
       if (signal?.aborted) throw err; // the caller knows why (timeout, client gone, shutdown)
       auth = undefined; // e.g. an OAuth refresh that failed: the user must log in again
     }
-    if (!auth) throw new GatewayError("provider_not_configured", this.notConfiguredMessage(model.provider));
+    if (auth) {
+      addSecret(auth.auth?.apiKey);
+      for (const value of Object.values(auth.auth?.headers ?? {})) addSecret(value);
+      this.#credentialsSeen.add(model.provider);
+    } else if (!configured) {
+      throw new GatewayError("provider_not_configured", this.notConfiguredMessage(model.provider));
+    }
   }
 
   /** How to give pi credentials for a provider (never a secret). */
@@ -478,10 +499,10 @@ export class PiAdapter {
       piOptions.fetch = (input, init) =>
         fastFetch(input, init).then((res) => {
           wire.status = res.status;
+          rememberCredential(init); // a 200 stream can still echo it in an error event
           if (res.status >= 400) {
             wire.retryAfter = res.headers.get("retry-after") ?? undefined;
             wire.retryAfterMs = res.headers.get("retry-after-ms") ?? undefined;
-            rememberCredential(init);
           }
           return res;
         });
@@ -527,7 +548,15 @@ export class PiAdapter {
 
   /** pi's message about a broken models.json (or other catalog problems), or null. */
   modelsJsonError() {
-    return this.runtime.getError() ?? null;
+    return this.modelsFile.error() ?? redact(this.runtime.getError()) ?? null;
+  }
+
+  /** The user's pi files that do not parse: `[{file, message}]` (position and reason, no content). */
+  fileErrors() {
+    return [this.authFile, this.modelsFile].flatMap((f) => {
+      const message = f.error();
+      return message ? [{ file: f.path, message }] : [];
+    });
   }
 
   /** Per provider: configured or not and from where; env var names when not configured. */
@@ -573,6 +602,14 @@ function authSource(status, oauth) {
 
 function unsupported(what, model) {
   return invalid(`${what} cannot be carried to ${model.provider}/${model.id} (pi api "${model.api}")`);
+}
+
+/** Every key and header value of a provider block becomes a secret to redact by value. */
+function rememberSecrets(block) {
+  addSecret(block.apiKey);
+  for (const headers of [block.headers, ...(block.models ?? []).map((m) => m.headers)]) {
+    for (const value of Object.values(headers ?? {})) addSecret(value);
+  }
 }
 
 /** Remember the credential a failed upstream call carried, so no error text can echo it. */

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { format, parseArgs } from "node:util";
 import { admissionFor, DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_QUEUE } from "./admission.mjs";
 import { isWorker, onPrimaryShutdown, runPrimary, shareRegistrations, workerCount, workerFailed, workerReady } from "./cluster.mjs";
+import { describeJsonError } from "./pi_files.mjs";
 
 const EXIT_USAGE = 2;
 const SHUTDOWN_DEADLINE_MS = 900;
@@ -49,15 +50,25 @@ function readSettings(argv, env) {
   const positiveInt = (name, fallback) => integer(name, fallback);
   const { workers, error: workersError } = workerCount(env.AIIPYTHON_GATEWAY_WORKERS, DEFAULT_WORKERS);
   if (workersError) fail(workersError);
-  let providers;
-  try {
-    if (env.AIIPYTHON_GATEWAY_PROVIDERS) providers = JSON.parse(env.AIIPYTHON_GATEWAY_PROVIDERS).providers;
-    if (env.AIIPYTHON_GATEWAY_PROVIDERS_FILE) {
-      const fromFile = JSON.parse(readFileSync(env.AIIPYTHON_GATEWAY_PROVIDERS_FILE, "utf8")).providers;
-      providers = { ...fromFile, ...providers };
+  // Parse errors give position and reason only: V8's messages quote the text (keys, maybe).
+  const parseJson = (text, where) => {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      return fail(`${where} is not valid JSON: ${describeJsonError(text, err)}`);
     }
-  } catch (err) {
-    fail(`cannot read the extra providers: ${err.message}`);
+  };
+  let providers;
+  if (env.AIIPYTHON_GATEWAY_PROVIDERS) providers = parseJson(env.AIIPYTHON_GATEWAY_PROVIDERS, "AIIPYTHON_GATEWAY_PROVIDERS")?.providers;
+  const file = env.AIIPYTHON_GATEWAY_PROVIDERS_FILE;
+  if (file) {
+    let text;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      fail(`cannot read AIIPYTHON_GATEWAY_PROVIDERS_FILE ${file} (${err.code ?? "error"})`);
+    }
+    providers = { ...parseJson(text, file)?.providers, ...providers };
   }
   if (providers !== undefined && (providers === null || typeof providers !== "object" || Array.isArray(providers))) {
     fail('extra providers must be {"providers": {"<id>": {...}}}');

@@ -58,6 +58,10 @@ def http() -> object:
         yield client
 
 
+def _key(server: LocalModelServer) -> dict[str, str]:
+    return {"authorization": f"Bearer {server.api_key}"}
+
+
 def _server_children() -> list[psutil.Process]:
     """Local model servers that are children of this test process."""
     found = []
@@ -89,7 +93,7 @@ def test_starts_and_health_answers(http: httpx.Client) -> None:
     assert server.url.startswith("http://127.0.0.1:") and server.url.endswith("/v1")
     assert server.url == server.root_url + "/v1"
     assert http.get(server.root_url + "/health").json() == {"status": "ok"}
-    models = http.get(server.url + "/models").json()
+    models = http.get(server.url + "/models", headers=_key(server)).json()
     assert LOCAL_MODEL_ID in json.dumps(models)
     # llama.cpp logged to stderr, and that tail is captured rather than shown.
     assert "listening on" in server.stderr_tail(60)
@@ -100,6 +104,7 @@ def test_chat_completion(http: httpx.Client) -> None:
     server = get_local_model()
     r = http.post(
         server.url + "/chat/completions",
+        headers=_key(server),
         json={
             "model": LOCAL_MODEL_ID,
             "messages": [{"role": "user", "content": "Name a colour."}],
@@ -127,7 +132,7 @@ def test_streaming_gives_sse_chunks(http: httpx.Client) -> None:
     }
     chunks: list[dict] = []
     done = False
-    with http.stream("POST", server.url + "/chat/completions", json=payload) as r:
+    with http.stream("POST", server.url + "/chat/completions", json=payload, headers=_key(server)) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         for line in r.iter_lines():
@@ -144,6 +149,19 @@ def test_streaming_gives_sse_chunks(http: httpx.Client) -> None:
     assert "".join(deltas).strip()
     usage = [c["usage"] for c in chunks if c.get("usage")]
     assert usage and usage[-1]["completion_tokens"] > 0
+
+
+def test_the_server_refuses_a_request_without_its_key(http: httpx.Client) -> None:
+    server = get_local_model()
+    body = {"model": LOCAL_MODEL_ID, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    for headers in ({}, {"authorization": "Bearer aiipython-local"}):
+        r = http.post(server.url + "/chat/completions", json=body, headers=headers)
+        assert r.status_code == 401, r.text
+    assert http.post(server.url + "/chat/completions", json=body, headers=_key(server)).status_code == 200
+    assert server.provider_config()["apiKey"] == server.api_key and len(server.api_key) >= 32
+    assert server.api_key not in " ".join(psutil.Process(server.pid).cmdline())  # not on the command line
+    other = LocalModelServer(server.model_path)
+    assert other.api_key != server.api_key  # one key per server
 
 
 def test_provider_config_shape() -> None:

@@ -87,3 +87,23 @@ def test_gateway_start_replaces_a_planted_running_json_symlink(tmp_path: Path) -
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_corrupt_auth_json_keeps_env_keys_and_auth_status_names_it(tmp_path: Path) -> None:
+    stored = "sk-stored-in-broken-auth-json-0123456789"
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    (agent / "auth.json").write_text('{"anthropic": {"type": "api_key", "key": "' + stored)
+    env = dict(os.environ, PI_CODING_AGENT_DIR=str(agent), OPENAI_API_KEY="sk-env-key-still-works-0123")
+    for args in (("auth", "status"), ("auth", "status", "--json")):
+        out = subprocess.run([sys.executable, "-m", "aiipython", *args], capture_output=True, text=True,
+                             env=env, timeout=300, stdin=subprocess.DEVNULL, check=False)
+        assert out.returncode == 1, out.stderr
+        assert stored[:10] not in out.stdout + out.stderr and "sk-env-key" not in out.stdout + out.stderr
+        if "--json" in args:
+            data = json.loads(out.stdout)
+            assert {p["provider"]: p["source"] for p in data["providers"]}["openai"] == "env"
+            assert data["file_errors"][0]["file"] == str(agent / "auth.json")
+        else:
+            assert "openai" in out.stdout and "configured (env)" in out.stdout
+            assert f"{agent / 'auth.json'} is not valid JSON: Unterminated string at line 1 column" in out.stderr

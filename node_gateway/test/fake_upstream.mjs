@@ -13,6 +13,7 @@
 //   fail-500 | rate-429 | auth-401 | overflow-400    that HTTP error (429 carries Retry-After: 7)
 //   echo-key-401              401 whose body echoes the Authorization header it received
 //   echo-key-after-content    one good text chunk, then an SSE error event echoing the Authorization header
+//   echo-bare-key-after-content  the same, echoing only the key (no "Bearer" before it)
 //   hang                      reads the request, never answers
 //   malformed                 200 SSE whose first data line is not JSON
 //   malformed-after-content   one good text chunk, then a line that is not JSON
@@ -196,6 +197,14 @@ export async function startFakeUpstream({
         res.writeHead(200, SSE_HEADERS);
         res.write(data(chunk(model, { role: "assistant", content: "partial " })));
         setImmediate(() => res.end(data({ error: { message: `Incorrect API key provided: ${req.headers.authorization}` } })));
+        return;
+      case "echo-bare-key-after-content":
+        res.writeHead(200, SSE_HEADERS);
+        res.write(data(chunk(model, { role: "assistant", content: "partial " })));
+        setImmediate(() => {
+          const key = String(req.headers.authorization).replace(/^Bearer /, "");
+          res.end(data({ error: { message: `key ${key} is not allowed here` } }));
+        });
         return;
       case "disconnect":
         res.writeHead(200, SSE_HEADERS);

@@ -181,14 +181,21 @@ def auth() -> None:
 @auth.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def auth_status(as_json: bool) -> None:
-    """Which providers are configured and how (oauth, api key, env, models.json). Shows no secret."""
+    """Which providers are configured and how (oauth, api key, env, models.json). Shows no secret.
+
+    Exits 1 when one of pi's files (auth.json, models.json) does not parse, naming the file and
+    the position of the fault (its content is never shown).
+    """
     from ._client import get_client
 
     with _errors():
         data = get_client().auth_status()
     providers = data.get("providers", [])
+    file_errors = [e for e in data.get("file_errors") or [] if isinstance(e, dict)]
     if as_json:
         click.echo(json.dumps(data, indent=2))
+        if file_errors:
+            raise SystemExit(1)
         return
     for p in sorted(providers, key=lambda p: (not p.get("configured"), p.get("provider", ""))):
         if p.get("configured"):
@@ -200,6 +207,11 @@ def auth_status(as_json: bool) -> None:
         click.echo(f"  {provider_id:<24} not registered — {reason}")
     if not any(p.get("configured") for p in providers):
         click.echo("No provider has credentials: run `pi` and /login, or set a provider's API key env var.")
+    for e in file_errors:
+        click.echo(f"error: {e.get('message')}. Credentials from the environment still work; fix the "
+                   "file (or move it away) to use what it holds.", err=True)
+    if file_errors:
+        raise SystemExit(1)
 
 
 from ._cli_gateway import gateway  # noqa: E402 - the group registers itself below

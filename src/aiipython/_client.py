@@ -1,7 +1,11 @@
 """``PiGatewayClient``: the HTTP client of the Pi gateway (docs/protocol.md), sync and async.
 
 One ``httpx.Client`` (keep-alive, thread-safe) shared by every thread; one ``httpx.AsyncClient``
-per running event loop. One attempt per call: retries are the caller's (DSPy retries rate limits).
+per running event loop. One attempt per call: retries are the caller's (DSPy retries rate limits),
+with one exception: a call that provably never reached the gateway (no connection, or a
+connection reset with our request unread, before any response byte) is sent once more, to a
+fresh gateway when ours died (:func:`not_delivered`). A call that may have reached a provider is
+never sent twice.
 Error envelopes and transport failures become the typed exceptions of ``aiipython._errors``, all
 translated here and nowhere else. SSE is parsed on LF only: ``httpx.iter_lines`` would also split
 JSON text on U+2028.
@@ -16,7 +20,7 @@ import socket
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +33,7 @@ from ._errors import (
     UpstreamTimeoutError,
     error_from_envelope,
 )
+from ._resend import NotDelivered, not_delivered
 from ._settings import load_settings
 
 if TYPE_CHECKING:
@@ -240,7 +245,9 @@ class PiGatewayClient:
         return entry[0]
 
     @contextmanager
-    def _translate(self, gateway: Gateway | None, timeout: httpx.Timeout) -> Iterator[None]:
+    def _translate(self, gateway: Gateway | None, timeout: httpx.Timeout, *, resend: bool = False) -> Iterator[None]:
+        """httpx failures -> our errors. ``resend`` (first try, before any response byte): a
+        provably undelivered call raises ``NotDelivered`` instead (the caller sends it again)."""
         try:
             yield
         except httpx.TimeoutException as exc:
@@ -250,13 +257,28 @@ class PiGatewayClient:
             ) from exc
         except httpx.TransportError as exc:
             where = f"the gateway at {gateway.url} (pid {gateway.pid})" if gateway else "the gateway"
+            undelivered = not_delivered(exc)
             dead = gateway is not None and not gateway.alive()
             detail = "exited" if dead else f"could not be reached ({type(exc).__name__})"
             tail = gateway.stderr_tail(10) if dead and gateway is not None else ""
-            raise GatewayExitedError(
-                f"{where} {detail} during the call; the next call starts a new one."
+            sent = ("it never reached the gateway" if undelivered
+                    else "it may have reached the provider, so it was not sent again")
+            error = GatewayExitedError(
+                f"{where} {detail} during the call ({sent}); the next call starts a new one."
                 + (f"\n--- gateway stderr ---\n{tail}" if tail else "")
-            ) from exc
+            )
+            if resend and undelivered:
+                raise NotDelivered(error, refused=isinstance(exc, httpx.ConnectError)) from exc
+            raise error from exc
+
+    @staticmethod
+    def _settle(gateway: Gateway | None, failure: NotDelivered) -> None:
+        """Before sending an undelivered call again: let a dying gateway of ours finish dying, so
+        the next ``_target()`` starts a fresh one instead of picking the corpse. Refused means
+        nothing listens any more (it is going: wait up to 5 s); a reset may come from a running
+        gateway too (wait 1 s at most)."""
+        if gateway is not None and not gateway.external:
+            gateway.wait(5.0 if failure.refused else 1.0)
 
     @staticmethod
     def _raise_for(response: httpx.Response, body: bytes, token: str, model: str | None) -> None:
@@ -321,11 +343,18 @@ class PiGatewayClient:
     # -- sync API ------------------------------------------------------------------------------
 
     def _get(self, path: str) -> dict[str, Any]:
-        url, token, gateway = self._target()
-        timeout = self._timeouts()
-        with self._translate(gateway, timeout):
-            response = self._sync().get(url + path, headers={"authorization": f"Bearer {token}"}, timeout=timeout)
-        return self._decode(response, token)
+        for first in (True, False):
+            url, token, gateway = self._target()
+            timeout = self._timeouts()
+            try:
+                with self._translate(gateway, timeout, resend=first):
+                    response = self._sync().get(url + path, headers={"authorization": f"Bearer {token}"},
+                                                timeout=timeout)
+            except NotDelivered as failure:
+                self._settle(gateway, failure)
+                continue
+            return self._decode(response, token)
+        raise AssertionError("unreachable")
 
     def health(self) -> dict[str, Any]:
         """``GET /health``: ``{"ok", "pid", "uptime_s", "version", "pi_version", "node_version"}``."""
@@ -366,12 +395,8 @@ class PiGatewayClient:
         Raises:
             GatewayError subclasses per docs/protocol.md "Errors" (never a failure as a result).
         """
-        url, token, gateway, timeout = self._prepare(model, options)
-        with self._translate(gateway, timeout):
-            response = self._sync().post(
-                url + "/lm/complete", json=_body(model, messages, tools, options),
-                headers={"authorization": f"Bearer {token}"}, timeout=timeout,
-            )
+        with self._post("/lm/complete", model, _body(model, messages, tools, options), options) as (response, token, _):
+            response.read()
         return self._decode(response, token, model)
 
     def stream(
@@ -392,33 +417,56 @@ class PiGatewayClient:
             frame's envelope mid-stream; ``GatewayExitedError``/``GatewayProtocolError`` when the
             stream ends without ``done``.
         """
-        url, token, gateway, timeout = self._prepare(model, options)
         parser, seen_end = _SSEParser(), False
-        with self._translate(gateway, timeout):
-            with self._sync().stream(
-                "POST", url + "/lm/stream", json=_body(model, messages, tools, options),
-                headers={"authorization": f"Bearer {token}"}, timeout=timeout,
-            ) as response:
-                if response.status_code != 200:
-                    self._raise_for(response, response.read(), token, model)
-                for chunk in response.iter_raw():
-                    for event in parser.feed(chunk):
-                        seen_end = self._check_event(event, token, model)
-                        yield event
-                        if seen_end:
-                            return
-        self._end_check(seen_end, gateway)
+        with self._post("/lm/stream", model, _body(model, messages, tools, options), options) as (response, token, gw):
+            if response.status_code != 200:
+                self._raise_for(response, response.read(), token, model)
+            for chunk in response.iter_raw():
+                for event in parser.feed(chunk):
+                    seen_end = self._check_event(event, token, model)
+                    yield event
+                    if seen_end:
+                        return
+        self._end_check(seen_end, gw)
+
+    @contextmanager
+    def _post(self, path: str, model: str, body: dict[str, Any],
+              options: dict[str, Any] | None) -> Iterator[tuple[httpx.Response, str, Gateway | None]]:
+        """POST a model call and yield ``(response, token, gateway)`` once its headers arrived
+        (streamed; closed on exit). A call that provably never reached the gateway is sent once
+        more (``_resend``); nothing is sent again after the response started."""
+        for first in (True, False):
+            url, token, gateway, timeout = self._prepare(model, options)
+            try:
+                with self._translate(gateway, timeout, resend=first):
+                    request = self._sync().build_request("POST", url + path, json=body, timeout=timeout,
+                                                         headers={"authorization": f"Bearer {token}"})
+                    response = self._sync().send(request, stream=True)
+            except NotDelivered as failure:
+                self._settle(gateway, failure)
+                continue
+            try:
+                with self._translate(gateway, timeout):
+                    yield response, token, gateway
+            finally:
+                response.close()
+            return
 
     # -- async API -----------------------------------------------------------------------------
 
     async def _aget(self, path: str) -> dict[str, Any]:
-        url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
-        timeout = self._timeouts()
-        with self._translate(gateway, timeout):
-            response = await (await self._asyncc()).get(
-                url + path, headers={"authorization": f"Bearer {token}"}, timeout=timeout
-            )
-        return self._decode(response, token)
+        for first in (True, False):
+            url, token, gateway = await asyncio.to_thread(self._target) if self._needs_start() else self._target()
+            timeout = self._timeouts()
+            try:
+                with self._translate(gateway, timeout, resend=first):
+                    response = await (await self._asyncc()).get(
+                        url + path, headers={"authorization": f"Bearer {token}"}, timeout=timeout)
+            except NotDelivered as failure:
+                await asyncio.to_thread(self._settle, gateway, failure)
+                continue
+            return self._decode(response, token)
+        raise AssertionError("unreachable")
 
     def _needs_start(self) -> bool:
         """True when the first call must start the gateway (blocking work: do it off the loop)."""
@@ -450,12 +498,9 @@ class PiGatewayClient:
         options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Async :meth:`complete` (same arguments, result and errors)."""
-        url, token, gateway, timeout = await self._aprepare(model, options)
-        with self._translate(gateway, timeout):
-            response = await (await self._asyncc()).post(
-                url + "/lm/complete", json=_body(model, messages, tools, options),
-                headers={"authorization": f"Bearer {token}"}, timeout=timeout,
-            )
+        body = _body(model, messages, tools, options)
+        async with self._apost("/lm/complete", model, body, options) as (response, token, _):
+            await response.aread()
         return self._decode(response, token, model)
 
     async def astream(
@@ -467,22 +512,40 @@ class PiGatewayClient:
         options: dict[str, Any] | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Async :meth:`stream` (same arguments, frames and errors)."""
-        url, token, gateway, timeout = await self._aprepare(model, options)
         parser, seen_end = _SSEParser(), False
-        with self._translate(gateway, timeout):
-            async with (await self._asyncc()).stream(
-                "POST", url + "/lm/stream", json=_body(model, messages, tools, options),
-                headers={"authorization": f"Bearer {token}"}, timeout=timeout,
-            ) as response:
-                if response.status_code != 200:
-                    self._raise_for(response, await response.aread(), token, model)
-                async for chunk in response.aiter_raw():
-                    for event in parser.feed(chunk):
-                        seen_end = self._check_event(event, token, model)
-                        yield event
-                        if seen_end:
-                            return
+        body = _body(model, messages, tools, options)
+        async with self._apost("/lm/stream", model, body, options) as (response, token, gateway):
+            if response.status_code != 200:
+                self._raise_for(response, await response.aread(), token, model)
+            async for chunk in response.aiter_raw():
+                for event in parser.feed(chunk):
+                    seen_end = self._check_event(event, token, model)
+                    yield event
+                    if seen_end:
+                        return
         self._end_check(seen_end, gateway)
+
+    @asynccontextmanager
+    async def _apost(self, path: str, model: str, body: dict[str, Any],
+                     options: dict[str, Any] | None) -> AsyncIterator[tuple[httpx.Response, str, Gateway | None]]:
+        """Async :meth:`_post`."""
+        for first in (True, False):
+            url, token, gateway, timeout = await self._aprepare(model, options)
+            client = await self._asyncc()
+            try:
+                with self._translate(gateway, timeout, resend=first):
+                    request = client.build_request("POST", url + path, json=body, timeout=timeout,
+                                                   headers={"authorization": f"Bearer {token}"})
+                    response = await client.send(request, stream=True)
+            except NotDelivered as failure:
+                await asyncio.to_thread(self._settle, gateway, failure)
+                continue
+            try:
+                with self._translate(gateway, timeout):
+                    yield response, token, gateway
+            finally:
+                await response.aclose()
+            return
 
     # -- lifecycle -----------------------------------------------------------------------------
 

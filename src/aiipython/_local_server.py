@@ -6,6 +6,8 @@ imported). It serves the GGUF with ``xllamacpp.Server`` on an ephemeral port, th
 one JSON line to stdout, ``{"event": "ready", "url": "http://127.0.0.1:PORT", "pid": ...,
 "model": ALIAS, "n_ctx": N}``, and nothing else there (llama.cpp's logs go to stderr). It exits
 when its stdin reaches EOF (the parent is gone: no orphans) or on SIGTERM/SIGINT/SIGHUP.
+With ``AIIPYTHON_LOCAL_SERVER_API_KEY`` set (the parent sets a random one) every request but
+``/health`` needs ``Authorization: Bearer <key>``, so other local users cannot use its one slot.
 Exit codes: 0 normal stop, 1 the model could not be loaded or served, 2 bad arguments.
 
 This module uses only the standard library and xllamacpp; it must not import aiipython.
@@ -75,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout = sys.stderr
 
     threading.Thread(target=_exit_at_stdin_eof, name="stdin-eof", daemon=True).start()
+    api_key = os.environ.pop("AIIPYTHON_LOCAL_SERVER_API_KEY", "")
 
     try:
         import xllamacpp
@@ -91,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.cpuparams_batch.n_threads = args.threads
         p.use_jinja = True
         p.ui = False
+        if api_key:
+            p.api_keys = [api_key]
         server = xllamacpp.Server(p)  # returns once the model is loaded and listening
         url = str(server.listening_address).rstrip("/")
     except Exception as exc:

@@ -58,6 +58,8 @@ class Sidecar:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
         self._ready: queue.Queue[str | None] = queue.Queue(maxsize=1)
+        #: Set when the child's stdout reaches EOF: it exited (its pipe closes with it).
+        self._stdout_closed = threading.Event()
         self._lock = threading.Lock()
         self._closed = False
         #: The parsed readiness line, once started.
@@ -173,6 +175,11 @@ class Sidecar:
             self._release_stdin()
         return code
 
+    def exited(self) -> bool:
+        """Cheap and reliable death check (per call): the child's stdout pipe closed, or
+        ``poll()`` reaped it. A process killed a moment ago is caught by either."""
+        return self._stdout_closed.is_set() or self.returncode is not None
+
     def alive(self) -> bool:
         """True while the child process exists and is not a zombie (psutil)."""
         if self._proc is None or self._closed:
@@ -209,6 +216,7 @@ class Sidecar:
                     self._ready.put(raw.decode("utf-8", "replace").strip())
                 else:  # the contract says nothing more comes; keep it visible rather than lose it
                     self._stderr.append("[stdout] " + raw.decode("utf-8", "replace").rstrip())
+        self._stdout_closed.set()
         if first:
             self._ready.put(None)
 
