@@ -89,7 +89,7 @@ def install() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
     """Node, installation and any gateway started with `aiipython gateway start`."""
-    from ._node import cache_root, find_node, install_dir, is_installed
+    from ._node import cache_root, find_node, install_dir, install_problem
 
     settings = load_settings()
     report: dict[str, Any] = {"cache_dir": str(cache_root(settings))}
@@ -100,7 +100,10 @@ def status(as_json: bool) -> None:
         report["node"] = {"error": str(exc)}
     try:
         report["install_dir"] = str(install_dir(settings))
-        report["installed"] = is_installed(settings)
+        problem = install_problem(install_dir(settings))
+        report["installed"] = problem is None
+        if problem is not None and problem != "not installed":
+            report["install_problem"] = problem  # damaged: `gateway install` or the next start redoes it
     except AiipythonError as exc:
         report["installed"] = False
         report["install_error"] = str(exc)
@@ -113,7 +116,8 @@ def status(as_json: bool) -> None:
     node = report["node"]
     click.echo(f"node:      {node.get('version')} ({node.get('source')}) {node.get('path')}" if "path" in node
                else f"node:      NOT FOUND\n{node['error']}")
-    click.echo(f"installed: {'yes' if report['installed'] else 'no (run `aiipython gateway install`)'}"
+    damaged = f"damaged: {report['install_problem']}; " if "install_problem" in report else ""
+    click.echo(f"installed: {'yes' if report['installed'] else f'no ({damaged}run `aiipython gateway install`)'}"
                f"  [{report.get('install_dir', report.get('install_error'))}]")
     running_text = f"{report['running']['url']} pid {report['running']['pid']}" if report["running"] else "no"
     click.echo(f"running:   {running_text}")

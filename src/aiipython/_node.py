@@ -6,8 +6,12 @@
 ``install_gateway()`` runs ``npm ci`` from the shipped ``package.json`` + ``package-lock.json`` into
 a per-user cache directory keyed by the lockfile's hash (never into site-packages), under a file
 lock so concurrent processes install once, with a completion marker written last so a killed
-install is redone rather than half-used. The gateway's own sources are copied beside it into a
-directory keyed by their hash, so Node's module resolution finds ``node_modules``.
+install is redone rather than half-used. The marker records the entry file of every direct
+dependency (and the pi modules the gateway loads by path) with its size; an install whose entry
+files are missing or changed counts as damaged and is redone. ``npm ci`` runs under a small Node
+wrapper that kills npm's process group when its stdin ends, so it dies with this process. The
+gateway's own sources are copied beside it into a directory keyed by their hash, so Node's module
+resolution finds ``node_modules``.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "cache_root",
     "install_dir",
     "is_installed",
+    "install_problem",
     "install_gateway",
 ]
 
@@ -48,6 +53,21 @@ __all__ = [
 MIN_NODE_VERSION = (22, 19, 0)
 _INSTALL_MARKER = ".aiipython-install-complete"
 _NPM_TAIL_LINES = 25
+#: Files of pi-coding-agent the gateway imports by path (its package exports only the index).
+_DEEP_ENTRIES = ("@earendil-works/pi-coding-agent/dist/core/auth-storage.js",)
+#: Runs npm (argv[1:]) in its own process group and kills that group when stdin ends: the same
+#: "dies with its parent" contract as the gateway, for ``npm ci``.
+_NPM_WRAPPER = """
+const { spawn } = require("node:child_process");
+const child = spawn(process.argv[1], process.argv.slice(2),
+                    { stdio: ["ignore", "inherit", "inherit"], detached: true });
+const kill = () => { try { process.kill(-child.pid, "SIGKILL"); } catch {} };
+process.stdin.on("end", () => { kill(); process.exit(1); });
+process.stdin.on("error", () => { kill(); process.exit(1); });
+process.stdin.resume();
+child.on("error", (err) => { console.error(`cannot run npm: ${err.message}`); process.exit(127); });
+child.on("exit", (code, signal) => process.exit(code ?? 1));
+"""
 
 
 @dataclass(frozen=True)
@@ -221,28 +241,72 @@ def _run_npm_ci(runtime: NodeRuntime, root: Path) -> None:
     env.setdefault("npm_config_update_notifier", "false")
     env.setdefault("npm_config_fund", "false")
     env.setdefault("npm_config_audit", "false")
+    argv = [str(runtime.node), "-e", _NPM_WRAPPER, *runtime.npm,
+            "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=warn"]
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
         try:
-            proc = subprocess.run(
-                [*runtime.npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=warn"],
-                cwd=root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
+            # stdin stays open (we hold the only write end) until npm is done or we die.
+            proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.PIPE, stdout=log,
+                                    stderr=subprocess.STDOUT)
         except OSError as exc:
             raise GatewayInstallError(f"could not run npm ({runtime.npm[0]}): {exc}") from exc
-        if proc.returncode != 0:
+        try:
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted (Ctrl-C): end the wrapper, which kills npm
+                proc.kill()
+                proc.wait()
+            assert proc.stdin is not None
+            proc.stdin.close()
+        if code != 0:
             log.seek(0)
             tail = "\n".join(log.read().splitlines()[-_NPM_TAIL_LINES:])
             raise GatewayInstallError(
-                f"`npm ci` for the Pi gateway failed (exit {proc.returncode}) in {root}.\n"
+                f"`npm ci` for the Pi gateway failed (exit {code}) in {root}.\n"
                 f"--- last lines of npm's output ---\n{tail}\n---\n"
                 "Check that the npm registry is reachable (proxy: set HTTPS_PROXY; mirror: set "
                 "npm_config_registry), then retry with `aiipython gateway install`."
             )
+
+
+def _entry_files(root: Path) -> dict[str, int]:
+    """``{path under node_modules: size}`` of each direct dependency's package.json and entry file
+    (``exports["."]`` or ``main``), plus ``_DEEP_ENTRIES``: what must be there for the gateway to load."""
+    modules = root / "node_modules"
+    wanted: list[str] = list(_DEEP_ENTRIES)
+    deps = json.loads((root / "package.json").read_text(encoding="utf-8")).get("dependencies") or {}
+    for name in sorted(deps):
+        wanted.append(f"{name}/package.json")
+        meta = json.loads((modules / name / "package.json").read_text(encoding="utf-8"))
+        entry = meta.get("exports", {}).get(".", meta.get("main")) if isinstance(meta.get("exports"), dict) \
+            else meta.get("exports") or meta.get("main")
+        while isinstance(entry, dict):  # conditions: {"import": ..., "default": ...} or nested
+            entry = entry.get("import") or entry.get("node") or entry.get("default") or next(iter(entry.values()), None)
+        entry = entry or "index.js"
+        wanted.append(os.path.normpath(f"{name}/{entry}"))
+    return {rel: (modules / rel).stat().st_size for rel in wanted}
+
+
+def install_problem(root: Path) -> str | None:
+    """Why the install in ``root`` cannot be used (not finished, or damaged), or None when it can.
+    Cheap: the marker plus a stat of each recorded entry file."""
+    marker = root / _INSTALL_MARKER
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "not installed"
+    except (OSError, ValueError):
+        return f"its completion marker {marker} is unreadable"
+    entries = record.get("entries") if isinstance(record, dict) else None
+    if not isinstance(entries, dict) or not entries:
+        return "it was installed by an older aiipython (no integrity record)"
+    for rel, size in entries.items():
+        try:
+            if (root / "node_modules" / rel).stat().st_size != size:
+                return f"node_modules/{rel} has changed"
+        except OSError:
+            return f"node_modules/{rel} is missing"
+    return None
 
 
 class _Progress:
@@ -282,8 +346,9 @@ def install_dir(settings: Settings) -> Path:
 
 
 def is_installed(settings: Settings) -> bool:
-    """True when :func:`install_gateway` has completed for the shipped lockfile."""
-    return (install_dir(settings) / _INSTALL_MARKER).is_file()
+    """True when :func:`install_gateway` has completed for the shipped lockfile and the install
+    is intact (:func:`install_problem`)."""
+    return install_problem(install_dir(settings)) is None
 
 
 def install_gateway(settings: Settings, runtime: NodeRuntime, *, progress: bool | None = None) -> GatewayInstall:
@@ -301,17 +366,29 @@ def install_gateway(settings: Settings, runtime: NodeRuntime, *, progress: bool 
         GatewayInstallError: npm failed (the message has the tail of its output and what to do),
             or the package's gateway files are missing.
     """
-    from filelock import FileLock
-
     src = gateway_sources()
     root = install_dir(settings)
+    try:
+        return _install(src, root, runtime, progress)
+    except OSError as exc:
+        where = exc.filename or root
+        raise GatewayInstallError(
+            f"cannot install the Pi gateway in {where}: {exc.strerror or exc}. The cache directory must be a "
+            f"writable directory: fix its permissions, remove what is in the way, or set AIIPYTHON_CACHE_DIR "
+            "to another directory."
+        ) from exc
+
+
+def _install(src: Path, root: Path, runtime: NodeRuntime, progress: bool | None) -> GatewayInstall:
+    from filelock import FileLock
+
     base, lock_hash = root.parent, root.name
     base.mkdir(parents=True, exist_ok=True)
     marker = root / _INSTALL_MARKER
-    if not marker.is_file():
+    if install_problem(root) is not None:
         with FileLock(str(base / f"{lock_hash}.lock")):
-            if not marker.is_file():
-                if root.exists():  # a killed or failed install: start over
+            if install_problem(root) is not None:
+                if root.exists():  # not finished, or damaged: start over
                     shutil.rmtree(root)
                 root.mkdir(parents=True)
                 for name in ("package.json", "package-lock.json"):
@@ -319,11 +396,11 @@ def install_gateway(settings: Settings, runtime: NodeRuntime, *, progress: bool 
                 started = time.monotonic()
                 with _Progress("Installing the Pi gateway's npm packages (npm ci)", progress):
                     _run_npm_ci(runtime, root)
-                record = json.dumps({"lock_hash": lock_hash, "node": runtime.version_text, "pid": os.getpid(),
-                                     "seconds": round(time.monotonic() - started, 2)})
+                record = {"lock_hash": lock_hash, "node": runtime.version_text, "pid": os.getpid(),
+                          "seconds": round(time.monotonic() - started, 2)}
                 with open(base / "installs.log", "a", encoding="utf-8") as log:  # one line per npm ci
-                    log.write(record + "\n")
-                marker.write_text(record)
+                    log.write(json.dumps(record) + "\n")
+                marker.write_text(json.dumps({**record, "entries": _entry_files(root)}))
     return GatewayInstall(root=root, server=_install_sources(src, root), lock_hash=lock_hash)
 
 
