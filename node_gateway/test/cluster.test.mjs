@@ -6,13 +6,14 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Client } from "undici";
 import { workerCount } from "../cluster.mjs";
-import { TOKEN, UPSTREAM_KEY, chat, makeAgentDir, spawnGateway, startFakeUpstream, upstreamProvider } from "./helpers.mjs";
+import { ADMIN_TOKEN, TOKEN, UPSTREAM_KEY, chat, makeAgentDir, spawnGateway, startFakeUpstream, upstreamProvider } from "./helpers.mjs";
 
 const auth = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
 
 /** One keep-alive connection: every request on it is served by the same worker. */
-async function call(client, method, path, json) {
-  const res = await client.request({ method, path, headers: auth, body: json === undefined ? undefined : JSON.stringify(json) });
+async function call(client, method, path, json, token = TOKEN) {
+  const headers = { ...auth, authorization: `Bearer ${token}` };
+  const res = await client.request({ method, path, headers, body: json === undefined ? undefined : JSON.stringify(json) });
   const text = await res.body.text();
   return { status: res.statusCode, body: JSON.parse(text) };
 }
@@ -50,7 +51,7 @@ const clients = [];
 before(async () => {
   up = await startFakeUpstream();
   const agentDir = makeAgentDir();
-  gw = await spawnGateway({ env: { AIIPYTHON_GATEWAY_TOKEN: TOKEN, AIIPYTHON_GATEWAY_WORKERS: "2", PI_CODING_AGENT_DIR: agentDir } });
+  gw = await spawnGateway({ env: { AIIPYTHON_GATEWAY_TOKEN: TOKEN, AIIPYTHON_GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, AIIPYTHON_GATEWAY_WORKERS: "2", PI_CODING_AGENT_DIR: agentDir } });
 });
 after(async () => {
   for (const c of clients) await c.close().catch(() => {});
@@ -80,7 +81,10 @@ test("two workers: one readiness line; a provider registered at run time is serv
 
   const late = { late: upstreamProvider(up.url, { apiKey: UPSTREAM_KEY, ids: ["ok"] }) };
   assert.equal((await call(first, "POST", "/lm/complete", chat("late/ok"))).status, 404, "not known before registration");
-  const put = await call(first, "PUT", "/providers", { providers: late });
+  assert.equal((await call(first, "PUT", "/providers", { providers: late })).status, 403, "the client token may not");
+  const cmd = { cmd: { ...late.late, apiKey: "!id" } };
+  assert.equal((await call(first, "PUT", "/providers", { providers: cmd }, ADMIN_TOKEN)).status, 400, "literal keys only");
+  const put = await call(first, "PUT", "/providers", { providers: late }, ADMIN_TOKEN);
   assert.equal(put.status, 200);
   assert.deepEqual(put.body.registered, ["late"]);
 
@@ -103,7 +107,7 @@ test("a SIGKILLed primary leaves no worker behind", async () => {
 });
 
 test("stdin EOF at the primary stops the whole group, exit 0", async () => {
-  const other = await spawnGateway({ env: { AIIPYTHON_GATEWAY_TOKEN: TOKEN, AIIPYTHON_GATEWAY_WORKERS: "2", PI_CODING_AGENT_DIR: makeAgentDir() } });
+  const other = await spawnGateway({ env: { AIIPYTHON_GATEWAY_TOKEN: TOKEN, AIIPYTHON_GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN, AIIPYTHON_GATEWAY_WORKERS: "2", PI_CODING_AGENT_DIR: makeAgentDir() } });
   const pids = other.ready.worker_pids;
   other.child.stdin.end();
   const { code } = await other.exited;
