@@ -17,7 +17,7 @@ import pytest
 from litellm_proxy import LiteLLMProxy
 
 from aiipython._gateway import close_gateway
-from aiipython._local_model import LOCAL_API_KEY, LOCAL_MODEL_ID, LocalModelServer, find_local_model
+from aiipython._local_model import LOCAL_MODEL_ID, LocalModelServer, find_local_model
 from aiipython._settings import Settings
 
 pytestmark = [pytest.mark.e2e,
@@ -38,7 +38,7 @@ def llama() -> Iterator[LocalModelServer]:
 def proxy(llama: LocalModelServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiteLLMProxy]:
     model_list = [{
         "model_name": "smol",
-        "litellm_params": {"model": f"openai/{LOCAL_MODEL_ID}", "api_base": llama.url, "api_key": LOCAL_API_KEY},
+        "litellm_params": {"model": f"openai/{LOCAL_MODEL_ID}", "api_base": llama.url, "api_key": llama.api_key},
         "model_info": {"max_input_tokens": 8192, "max_output_tokens": 256,
                        "input_cost_per_token": 1e-7, "output_cost_per_token": 2e-7},
     }]
