@@ -6,12 +6,14 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import Fastify from "fastify";
 import { Admission, admitModelRoutes } from "./admission.mjs";
+import { AgentBus } from "./agent_bus.mjs";
 import { GatewayError, addSecret, envelope, redact, toGatewayError } from "./errors.mjs";
 import healthRoutes from "./routes/health.mjs";
 import modelRoutes from "./routes/models.mjs";
 import authRoutes from "./routes/auth.mjs";
 import lmRoutes from "./routes/lm.mjs";
 import providerRoutes from "./routes/providers.mjs";
+import agentRoutes from "./routes/v1/agents.mjs";
 
 export const GATEWAY_VERSION = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
 export const DEFAULT_BODY_LIMIT = 52428800;
@@ -78,7 +80,8 @@ function tokenScope(given, client, admin) {
  * /v1/*, /models, /auth/status, /health); `adminToken`: the admin token, also needed for routes
  * declared with `config: { admin: true }` (none are reachable without it). `providerEnvAllow`:
  * env var names run-time provider blocks may reference ("$NAME").
- * `admission`: the bound on model calls (admission.mjs).
+ * `admission`: the bound on model calls (admission.mjs). `agentBus`: the agent message bus's store
+ * (agent_bus.mjs: an AgentBus here, a RemoteAgentBus in a cluster worker).
  * Returns the app; `app.gateway.shutdown()` aborts in-flight calls and closes it.
  */
 export function buildApp({
@@ -91,6 +94,7 @@ export function buildApp({
   logger = createLogger(),
   startedAt = Date.now(),
   admission = new Admission({ maxWaitMs: timeoutMs }),
+  agentBus = new AgentBus(),
 } = {}) {
   if (typeof token !== "string" || token.length === 0) throw new Error("buildApp: a non-empty token is required");
   if (!adapter) throw new Error("buildApp: a PiAdapter is required");
@@ -196,7 +200,7 @@ export function buildApp({
       logger.error({ event: "internal_error", request_id: request.id, error: redact(String(err?.stack ?? err)) });
     }
     if (request.gw) request.gw.errorType = gerr.type;
-    if (gerr.type === "rate_limit" && gerr.extra?.retry_after !== undefined) {
+    if ((gerr.type === "rate_limit" || gerr.type === "mailbox_full") && gerr.extra?.retry_after !== undefined) {
       reply.header("retry-after", String(Math.ceil(gerr.extra.retry_after)));
     }
     if (gerr.type === "request_too_large" || gerr.type === "shutting_down") reply.header("connection", "close");
@@ -209,11 +213,12 @@ export function buildApp({
   });
 
   admitModelRoutes(app, admission); // before the routes: /lm/* and /v1 model calls
-  const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION, admission, providerEnvAllow };
+  const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION, admission, providerEnvAllow, agentBus };
   app.register(healthRoutes, routeOpts);
   app.register(modelRoutes, routeOpts);
   app.register(authRoutes, routeOpts);
   app.register(lmRoutes, routeOpts);
   app.register(providerRoutes, routeOpts);
+  app.register(agentRoutes, routeOpts);
   return app;
 }

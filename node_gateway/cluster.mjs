@@ -8,10 +8,12 @@
 // the primary closes); a worker that dies stops the group (the parent restarts the gateway)
 // rather than leaving it at reduced capacity with its run-time providers lost.
 // Run-time provider registration (PUT /providers) on any worker reaches every worker before the
-// request is answered (shareRegistrations).
+// request is answered (shareRegistrations). The agent message bus's store lives in the primary
+// (agent_bus.mjs serveAgentBus), so every worker reads the same mailboxes.
 
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
+import { serveAgentBus } from "./agent_bus.mjs";
 
 const WORKER_EXIT_GRACE_MS = 1200;
 
@@ -38,11 +40,13 @@ export async function runPrimary({ workers, env, log, fail, shutdownDeadlineMs }
   cluster.setupPrimary({ stdio: ["ignore", "ignore", "inherit", "ipc"] });
   const group = new Map(); // worker id -> {worker, ready}
   let stopping = false;
+  const agentBus = serveAgentBus(cluster);
 
   const stop = (why, code = 0) => {
     if (stopping) return;
     stopping = true;
     log("info", { event: "shutdown", reason: why });
+    agentBus.close(); // waiting readers answer now, while their workers can still reply
     const killer = setTimeout(() => {
       for (const { worker } of group.values()) worker.process.kill("SIGKILL");
       process.exit(code);

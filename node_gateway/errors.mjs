@@ -15,6 +15,7 @@ export const ERROR_TYPES = Object.freeze({
   not_found: 404,
   request_too_large: 413,
   rate_limit: 429,
+  mailbox_full: 429,
   upstream_auth_error: 502,
   upstream_error: 502,
   shutting_down: 503,

@@ -130,6 +130,8 @@ async function serve() {
     fail(`cannot start pi: ${err.message}`);
   }
   if (isWorker) shareRegistrations(adapter); // PUT /providers reaches every worker
+  const { AgentBus, RemoteAgentBus } = await import("./agent_bus.mjs");
+  const agentBus = isWorker ? new RemoteAgentBus(process) : new AgentBus(); // one store for the group: the primary's
   const app = buildApp({
     adapter,
     token: settings.token,
@@ -144,6 +146,7 @@ async function serve() {
       workers: settings.workers,
       maxWaitMs: settings.timeoutMs,
     }),
+    agentBus,
   });
 
   let stopping = false;

@@ -48,6 +48,7 @@ test("AIIPYTHON_GATEWAY_WORKERS: unset, auto, a count, nonsense", () => {
 let up;
 let gw;
 const clients = [];
+let byPid; // worker pid -> a keep-alive client served by that worker
 before(async () => {
   up = await startFakeUpstream();
   const agentDir = makeAgentDir();
@@ -68,7 +69,7 @@ test("two workers: one readiness line; a provider registered at run time is serv
   assert.equal(gw.stdout().trim().split("\n").length, 1, "exactly one line on stdout for the group");
 
   // Open connections until each worker holds one (the primary hands connections out in turn).
-  const byPid = new Map();
+  byPid = new Map();
   for (let i = 0; i < 20 && byPid.size < 2; i++) {
     const client = new Client(ready.url, { pipelining: 1, connections: 1 });
     clients.push(client);
@@ -96,6 +97,32 @@ test("two workers: one readiness line; a provider registered at run time is serv
     assert.equal(r.body.model.provider, "late");
   }
   void second;
+});
+
+test("two workers: the agent bus is one store (posted on one worker, read and long-polled on the other)", async () => {
+  const [[pidA, a], [pidB, b]] = [...byPid];
+  const posted = await call(a, "POST", "/v1/agents/messages", { from: "planner", to: "coder", content: "step 1" });
+  assert.equal(posted.status, 200);
+  assert.equal((await call(a, "GET", "/health")).body.pid, pidA);
+  const read = await call(b, "GET", "/v1/agents/coder/messages");
+  assert.equal((await call(b, "GET", "/health")).body.pid, pidB);
+  assert.deepEqual(read.body.data, [posted.body], `worker ${pidB} reads what worker ${pidA} stored`);
+
+  // A reader waiting on B is answered by a post on A (the primary wakes it).
+  // (If the post lands before the read is registered, the read answers at once with it: the
+  // same answer. The in-process test in agents.test.mjs checks the waiting case itself.)
+  const waiting = call(b, "GET", `/v1/agents/coder/messages?after=${posted.body.id}&wait=30`);
+  const second = await call(a, "POST", "/v1/agents/messages", { from: "planner", to: "coder", content: "step 2", metadata: { n: 2 } });
+  assert.equal(second.status, 200);
+  const got = await waiting;
+  assert.equal(got.status, 200);
+  assert.deepEqual(got.body.data, [second.body]);
+  const acked = await call(a, "GET", `/v1/agents/coder/messages?after=${second.body.id}`);
+  assert.deepEqual(acked.body.data, [], "acknowledged messages are freed for every worker");
+  // Bad input is refused on the worker, before any IPC.
+  const bad = await call(a, "POST", "/v1/agents/messages", { from: "planner", to: "coder", content: 5 });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.error.param, "content");
 });
 
 test("a SIGKILLed primary leaves no worker behind", async () => {
