@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import aiipython
-from aiipython._errors import error_from_envelope, is_retryable
+from aiipython._errors import ConfigurationError, error_from_envelope, is_retryable
 from aiipython._settings import gateway_env, load_settings
 
 
@@ -23,9 +23,9 @@ def test_values_and_bad_values() -> None:
     s = load_settings({"AIIPYTHON_LM_BACKEND": "PI", "AIIPYTHON_MODEL": " a/b ", "AIIPYTHON_REQUEST_TIMEOUT": "2.5",
                        "AIIPYTHON_GATEWAY_URL": "http://127.0.0.1:5/"})
     assert (s.lm_backend, s.model, s.request_timeout, s.gateway_url) == ("pi", "a/b", 2.5, "http://127.0.0.1:5")
-    with pytest.raises(ValueError, match="AIIPYTHON_LM_BACKEND='x' is not one of auto, pi, litellm"):
+    with pytest.raises(ConfigurationError, match="AIIPYTHON_LM_BACKEND='x' is not one of auto, pi, litellm"):
         load_settings({"AIIPYTHON_LM_BACKEND": "x"})
-    with pytest.raises(ValueError, match="AIIPYTHON_START_TIMEOUT"):
+    with pytest.raises(ConfigurationError, match="AIIPYTHON_START_TIMEOUT"):
         load_settings({"AIIPYTHON_START_TIMEOUT": "soon"})
 
 
@@ -46,11 +46,11 @@ def test_overload_settings_reach_the_gateway_env() -> None:
     assert env["AIIPYTHON_GATEWAY_WORKERS"] == "auto"
     unset = gateway_env(load_settings({}), token="tok")
     assert "AIIPYTHON_GATEWAY_WORKERS" not in unset and "AIIPYTHON_GATEWAY_MAX_INFLIGHT" not in unset
-    with pytest.raises(ValueError, match="AIIPYTHON_GATEWAY_MAX_INFLIGHT='0' must be at least 1"):
+    with pytest.raises(ConfigurationError, match="AIIPYTHON_GATEWAY_MAX_INFLIGHT='0' must be at least 1"):
         load_settings({"AIIPYTHON_GATEWAY_MAX_INFLIGHT": "0"})
-    with pytest.raises(ValueError, match="AIIPYTHON_GATEWAY_MAX_QUEUE='lots' is not a whole number"):
+    with pytest.raises(ConfigurationError, match="AIIPYTHON_GATEWAY_MAX_QUEUE='lots' is not a whole number"):
         load_settings({"AIIPYTHON_GATEWAY_MAX_QUEUE": "lots"})
-    with pytest.raises(ValueError, match="AIIPYTHON_GATEWAY_WORKERS='0' must be a whole number >= 1"):
+    with pytest.raises(ConfigurationError, match="AIIPYTHON_GATEWAY_WORKERS='0' must be a whole number >= 1"):
         load_settings({"AIIPYTHON_GATEWAY_WORKERS": "0"})
 
 

@@ -9,40 +9,23 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from ._errors import AiipythonError, ConfigurationError
-from ._settings import BACKENDS
+from ._cli_errors import ErrorMappingGroup, _errors
+from ._cli_gateway import gateway
+from ._cli_litellm import litellm_config, smoke
+from ._cli_models import cost
+from ._settings import BACKENDS, load_settings
 
 __all__ = ["main", "cli"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Our errors → click's: configuration problems are usage errors (2), the rest failures (1)."""
-    try:
-        yield
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
-    except AiipythonError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except ValueError as exc:  # a bad environment variable (load_settings)
-        if "AIIPYTHON_" in str(exc):
-            raise click.UsageError(str(exc)) from exc
-        raise
-
 
 def _env_setup() -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ErrorMappingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--lm-backend", type=click.Choice(BACKENDS), default=None,
               help="auto (default: Pi gateway, else LiteLLM), pi, or litellm. Env: AIIPYTHON_LM_BACKEND.")
 @click.option("--model", default=None, help="Model, e.g. anthropic/claude-sonnet-4-5. Env: AIIPYTHON_MODEL.")
@@ -59,6 +42,7 @@ def cli(ctx: click.Context, lm_backend: str | None, model: str | None) -> None:
       aiipython demo
     """
     _env_setup()
+    load_settings()  # a bad AIIPYTHON_* variable is one usage error (exit 2) on every command
     ctx.obj = {"backend": lm_backend, "model": model}
 
 
@@ -214,17 +198,9 @@ def auth_status(as_json: bool) -> None:
         raise SystemExit(1)
 
 
-from ._cli_gateway import gateway  # noqa: E402 - the group registers itself below
-
 cli.add_command(gateway)
-
-from ._cli_litellm import litellm_config, smoke  # noqa: E402 - after _errors, which they use
-
 cli.add_command(litellm_config)
 cli.add_command(smoke)
-
-from ._cli_models import cost  # noqa: E402 - registers below (docs/python_api.md)
-
 cli.add_command(cost)
 
 

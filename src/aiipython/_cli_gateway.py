@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from ._cli_errors import ErrorMappingGroup
 from ._errors import AiipythonError
 from ._settings import load_settings
 
@@ -65,7 +66,7 @@ def _is_our_gateway(pid: int) -> bool:
         return False
 
 
-@click.group()
+@click.group(cls=ErrorMappingGroup)
 def gateway() -> None:
     """Install, inspect, run and stop the Pi gateway (the Node sidecar)."""
 
@@ -75,12 +76,9 @@ def install() -> None:
     """Install the gateway's npm packages now (npm ci into the per-user cache)."""
     from ._node import find_node, install_gateway
 
-    try:
-        settings = load_settings()
-        runtime = find_node(settings)
-        result = install_gateway(settings, runtime, progress=None)
-    except AiipythonError as exc:
-        raise click.ClickException(str(exc)) from exc
+    settings = load_settings()
+    runtime = find_node(settings)
+    result = install_gateway(settings, runtime, progress=None)
     click.echo(f"Pi gateway installed in {result.root}")
     click.echo(f"Node {runtime.version_text} ({runtime.source}): {runtime.node}")
 
@@ -128,10 +126,7 @@ def start() -> None:
     """Run a gateway in the foreground until Ctrl-C or `aiipython gateway stop`."""
     from ._gateway import start_gateway
 
-    try:
-        gw = start_gateway(load_settings(), local_model="eager")  # other processes may use it
-    except AiipythonError as exc:
-        raise click.ClickException(str(exc)) from exc
+    gw = start_gateway(load_settings(), local_model="eager")  # other processes may use it
     path = _state_file()
     write_private_json(path, {"url": gw.url, "pid": gw.pid, "token": gw.token, "admin_token": gw.admin_token})
     click.echo(f"Pi gateway running at {gw.url} (pid {gw.pid}). Use it from other processes with:")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ._cli import _errors as cli_errors  # _cli defines it before it imports this module
+from ._cli_errors import _errors as cli_errors
 from ._litellm_config import DEFAULT_API_BASE, DEFAULT_API_KEY_ENV, generate_router_config, router_config_yaml
 
 __all__ = ["litellm_config", "smoke"]

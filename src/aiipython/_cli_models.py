@@ -4,17 +4,12 @@ typed API's registry and cost functions (docs/python_api.md). ``--json`` prints 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
+from ._cli_errors import _errors
+
 __all__ = ["cost", "models_info", "models_sync"]
-
-
-def _errors() -> Any:
-    from ._cli import _errors as errors  # noqa: PLC0415 - the CLI's one error path
-
-    return errors()
 
 
 def _money(dollars: float) -> str:

@@ -71,10 +71,7 @@ def choose_backend(model: str | None = None, *, backend: str | None = None,
     Raises:
         As :func:`make_lm`.
     """
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        raise E.ConfigurationError(str(exc)) from exc
+    settings = load_settings()
     chosen = (backend if backend is not None else settings.lm_backend).strip().lower()
     if chosen not in BACKENDS:
         raise E.ConfigurationError(f"unknown LM backend {backend!r}; use one of: {', '.join(BACKENDS)}")

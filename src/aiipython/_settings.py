@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._errors import ConfigurationError
+
 __all__ = ["BACKENDS", "Settings", "load_settings", "gateway_env"]
 
 #: Valid values of ``AIIPYTHON_LM_BACKEND`` / ``--lm-backend`` / ``make_lm(backend=...)``.
@@ -58,9 +60,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number of seconds; unset it or give e.g. 30") from None
+        raise ConfigurationError(f"{name}={raw!r} is not a number of seconds; unset it or give e.g. 30") from None
     if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
+        raise ConfigurationError(f"{name}={raw!r} must be a positive number of seconds")
     return value
 
 
@@ -71,9 +73,9 @@ def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number; unset it or give e.g. 64") from None
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number; unset it or give e.g. 64") from None
     if value < minimum:
-        raise ValueError(f"{name}={raw!r} must be at least {minimum}")
+        raise ConfigurationError(f"{name}={raw!r} must be at least {minimum}")
     return value
 
 
@@ -82,7 +84,7 @@ def _workers(env: Mapping[str, str]) -> str | None:
     if not raw or raw == "auto":
         return raw or None
     if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"AIIPYTHON_GATEWAY_WORKERS={raw!r} must be a whole number >= 1 or 'auto'")
+        raise ConfigurationError(f"AIIPYTHON_GATEWAY_WORKERS={raw!r} must be a whole number >= 1 or 'auto'")
     return str(int(raw))
 
 
@@ -94,7 +96,7 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     raw = env.get(name, "").strip().lower() or default
     if raw not in choices:
-        raise ValueError(f"{name}={raw!r} is not one of {', '.join(choices)}; set one of them or unset it")
+        raise ConfigurationError(f"{name}={raw!r} is not one of {', '.join(choices)}; set one of them or unset it")
     return raw
 
 
@@ -102,7 +104,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default ``os.environ``) now.
 
     Raises:
-        ValueError: a variable holds a value it cannot take; the message names it and the fix.
+        ConfigurationError: a variable holds a value it cannot take; the message (one line) names
+            the variable, its value and the fix. It is also a ``ValueError``.
     """
     env = os.environ if env is None else env
     return Settings(

@@ -1,0 +1,67 @@
+"""The CLI's one error path (unit: nothing is started): a bad setting is one line and exit 2 on
+every command, the ``gateway`` group included."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from aiipython._cli import cli
+
+BAD = {"AIIPYTHON_START_TIMEOUT": "soon"}
+MESSAGE = "Error: AIIPYTHON_START_TIMEOUT='soon' is not a number of seconds; unset it or give e.g. 30"
+
+
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _command_paths(command, (*prefix, name))
+
+
+PATHS = sorted(_command_paths(cli))
+
+
+def test_the_tree_holds_the_gateway_group() -> None:
+    assert {("gateway", "status"), ("gateway", "start"), ("auth", "status"), ("ask",)} <= set(PATHS)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=" ".join)
+def test_a_bad_setting_is_one_line_and_exit_2(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, list(path), env=BAD)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == MESSAGE  # stderr (click 8.2+ keeps it apart; output has both)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_gateway_status_in_a_real_process_has_no_traceback() -> None:
+    out = subprocess.run([sys.executable, "-m", "aiipython", "gateway", "status"], capture_output=True, text=True,
+                         env={**os.environ, **BAD}, timeout=60, stdin=subprocess.DEVNULL)
+    assert (out.returncode, out.stdout, out.stderr.strip()) == (2, "", MESSAGE)
+
+
+def test_an_aiipython_error_is_exit_1() -> None:
+    from aiipython._cli_errors import ErrorMappingGroup
+    from aiipython._errors import ModelNotFoundError
+
+    @click.group(cls=ErrorMappingGroup)
+    def root() -> None:
+        pass
+
+    @root.group()
+    def sub() -> None:
+        pass
+
+    @sub.command()
+    def fail() -> None:
+        raise ModelNotFoundError("pi does not know the model 'x/y'; `aiipython models` lists the models pi knows")
+
+    assert isinstance(sub, ErrorMappingGroup)
+    result = CliRunner().invoke(root, ["sub", "fail"])
+    assert result.exit_code == 1 and result.output.strip().startswith("Error: pi does not know the model 'x/y'")
