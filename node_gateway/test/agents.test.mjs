@@ -18,6 +18,9 @@ after(async () => {
   await gw?.close();
 });
 
+/** The error's gateway type: `code` in OpenAI's envelope (the /v1 routes), `type` in the native one. */
+const errorCode = (body) => body.error.code ?? body.error.type;
+
 const post = (json) => gw.request("/v1/agents/messages", { json });
 const read = (agent, query = "", init = {}) => gw.request(`/v1/agents/${agent}/messages${query}`, init);
 
@@ -88,7 +91,7 @@ test("bounds: a full mailbox is 429 with Retry-After, a big message 413; nothing
   const refused = await post({ from: "a", to: "full", content: "m3" });
   assert.equal(refused.status, 429);
   assert.equal(refused.headers.get("retry-after"), "1");
-  assert.equal(refused.body.error.type, "mailbox_full");
+  assert.equal(errorCode(refused.body), "mailbox_full");
   assert.equal(refused.body.error.param, "to");
   assert.match(refused.body.error.message, /3 unread messages.*after=<last id>/);
   const held = await read("full");
@@ -98,7 +101,7 @@ test("bounds: a full mailbox is 429 with Retry-After, a big message 413; nothing
 
   const big = await post({ from: "a", to: "x", content: "é".repeat(101) }); // 202 bytes of UTF-8
   assert.equal(big.status, 413);
-  assert.equal(big.body.error.type, "request_too_large");
+  assert.equal(errorCode(big.body), "request_too_large");
   assert.equal(big.body.error.param, "content");
   const bigMeta = await post({ from: "a", to: "x", content: "hi", metadata: { blob: "x".repeat(200) } });
   assert.equal(bigMeta.status, 413);
@@ -143,7 +146,7 @@ test("bad input is a 400 naming the field; the gateway keeps serving", async () 
   for (const [json, param, message] of cases) {
     const r = await post(json);
     assert.equal(r.status, 400, JSON.stringify(json));
-    assert.equal(r.body.error.type, "invalid_request");
+    assert.equal(errorCode(r.body), "invalid_request");
     assert.equal(r.body.error.param ?? null, param);
     assert.match(r.body.error.message, message);
   }
