@@ -1,14 +1,16 @@
-// The only module that imports pi (@earendil-works/pi-ai, pi-coding-agent 0.87.1). Everything
+// The only module that imports pi (@earendil-works/pi-ai, pi-coding-agent 1.6.0). Everything
 // version-specific lives here: runtime creation (offline), extra providers, the model catalog
 // and its name resolution, auth status, per-API capabilities (tool_choice, stop) and the call.
 // A pi upgrade should touch this file only.
 
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { ModelRuntime, SettingsManager, VERSION } from "@earendil-works/pi-coding-agent";
 import { getSupportedThinkingLevels, isContextOverflow } from "@earendil-works/pi-ai";
-import { findEnvKeys, getApiProviders, getProviders as getBuiltinProviderIds, registerApiProvider } from "@earendil-works/pi-ai/compat";
+import { getBuiltinProviders } from "@earendil-works/pi-ai/providers/all";
+// pi 1.6 has no other home for these: its own provider composer dispatches custom (models.json)
+// providers through this API registry, and the env var names live only here (docs/pi.md).
+import { findEnvKeys, getApiProviders, registerApiProvider } from "@earendil-works/pi-ai/compat";
 import * as openaiCompletions from "@earendil-works/pi-ai/api/openai-completions";
 import { checkModelName } from "./convert.mjs";
 import { GatewayError, addSecret, invalid, redact } from "./errors.mjs";
@@ -16,6 +18,16 @@ import { fastFetch } from "./fast_fetch.mjs";
 import { PROVIDER_ID as LITELLM, discoverLiteLLM, litellmSource } from "./litellm_proxy.mjs";
 import { GuardedCredentials, JsonFile } from "./pi_files.mjs";
 import { LIMITS, PROVIDER_KEYS, validateProviderBlocks } from "./provider_blocks.mjs";
+
+// pi-coding-agent's index also loads its TUI, session and tool code (about 50 MB the gateway
+// never uses): take the few modules the gateway needs from the package's dist/ by path.
+const CODING_AGENT_ENTRY = import.meta.resolve("@earendil-works/pi-coding-agent"); // .../dist/index.js
+const importCodingAgentModule = (path) => import(new URL(path, CODING_AGENT_ENTRY).href);
+const [{ ModelRuntime }, { AuthStorage }, { SettingsManager }] = await Promise.all([
+  importCodingAgentModule("./core/model-runtime.js"),
+  importCodingAgentModule("./core/auth-storage.js"),
+  importCodingAgentModule("./core/settings-manager.js"),
+]);
 
 // Custom (models.json / run-time) providers reach their API through pi's API registry, whose
 // entries import the implementation on every call (`import()` costs tens of µs per request).
@@ -25,7 +37,8 @@ registerApiProvider(
   "aiipython-gateway",
 );
 
-export const PI_VERSION = VERSION;
+/** pi-coding-agent's version, from its package.json (what pi itself reports). */
+export const PI_VERSION = JSON.parse(readFileSync(new URL("../package.json", CODING_AGENT_ENTRY), "utf8")).version;
 
 /** pi's thinking levels plus "off" (what options.reasoning accepts). */
 export const REASONING_LEVELS = ["off", "minimal", "low", "medium", "high", "xhigh", "max"];
@@ -188,7 +201,6 @@ function closeMatches(name, models, limit = 8) {
 export async function createAdapter({ agentDir = defaultAgentDir(), providers = undefined, env = process.env } = {}) {
   process.env.PI_OFFLINE = "1"; // pi reads this at create(): no catalog fetch at start
   const authFile = new JsonFile(join(agentDir, "auth.json"));
-  const { AuthStorage } = await import(new URL("./core/auth-storage.js", import.meta.resolve("@earendil-works/pi-coding-agent")).href);
   const runtime = await ModelRuntime.create({
     credentials: new GuardedCredentials(AuthStorage.create(authFile.path), authFile),
     modelsPath: join(agentDir, "models.json"),
@@ -208,7 +220,7 @@ export async function createAdapter({ agentDir = defaultAgentDir(), providers = 
 export class PiAdapter {
   #index = null;
   #loadedStamp;
-  #builtinIds = new Set(getBuiltinProviderIds());
+  #builtinIds = new Set(getBuiltinProviders());
   #litellm = null; // the LiteLLM proxy to discover on every reload, or null
   #providersError = {}; // provider id -> why its discovery failed (no secret)
   #registered = new Map(); // id -> effective config of the providers the gateway registered
@@ -218,7 +230,7 @@ export class PiAdapter {
     this.runtime = runtime;
     this.agentDir = agentDir;
     this.authFile = authFile;
-    this.modelsFile = new JsonFile(join(agentDir, "models.json"));
+    this.modelsFile = new JsonFile(join(agentDir, "models.json"), { jsonc: true });
     this.piVersion = PI_VERSION;
     this.#loadedStamp = this.#modelsJsonStamp();
   }

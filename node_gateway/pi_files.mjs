@@ -45,13 +45,29 @@ function failingPrefix(text) {
   return Math.max(0, lo - 1);
 }
 
-/** One JSON file of the user's, re-checked when its mtime or size changes. */
+/**
+ * `text` with `//` line comments and trailing commas blanked out, as pi 1.6 reads models.json
+ * (pi-coding-agent's utils/json.js stripJsonComments, same patterns), but replaced by spaces so
+ * an error's line and column still point into the user's file.
+ */
+export function blankJsonComments(text) {
+  const blank = (m) => m.replace(/[^\n]/g, " ");
+  return text
+    .replace(/"(?:\\.|[^"\\])*"|\/\/[^\n]*/g, (m) => (m[0] === '"' ? m : blank(m)))
+    .replace(/"(?:\\.|[^"\\])*"|,(\s*[}\]])/g, (m, tail) => (tail !== undefined ? ` ${tail}` : m));
+}
+
+/**
+ * One JSON file of the user's, re-checked when its mtime or size changes. `jsonc`: the file may
+ * hold `//` comments and trailing commas (pi reads models.json that way).
+ */
 export class JsonFile {
   #stamp = undefined;
   #error = null;
 
-  constructor(path) {
+  constructor(path, { jsonc = false } = {}) {
     this.path = path;
+    this.jsonc = jsonc;
   }
 
   /** null when the file is missing or parses, else "<path> is not valid JSON: <reason> at ...". */
@@ -71,6 +87,7 @@ export class JsonFile {
     }
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     if (text.trim() === "") return null; // pi treats an empty file as empty
+    if (this.jsonc) text = blankJsonComments(text);
     try {
       JSON.parse(text);
     } catch (err) {

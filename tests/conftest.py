@@ -73,7 +73,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, agent_dir: Path) -> None:
 
 @pytest.fixture(scope="session")
 def gateway(agent_dir: Path):  # type: ignore[no-untyped-def]
-    """A real gateway (Node, pi 0.87.1) for the whole session, separate from ``get_gateway()``."""
+    """A real gateway (Node, pi as package.json pins it) for the whole session, separate from ``get_gateway()``."""
     from aiipython._gateway import start_gateway
     from aiipython._settings import load_settings
 

@@ -22,6 +22,11 @@ from aiipython import _node
 from aiipython._gateway import close_gateway, get_gateway, start_gateway
 from aiipython._settings import load_settings
 
+#: The pi version package.json pins (the lockfile installs exactly it): what /health must report.
+PI_VERSION = json.loads((Path(__file__).parents[1] / "package.json").read_text())["dependencies"][
+    "@earendil-works/pi-coding-agent"
+]
+
 pytestmark = pytest.mark.gateway
 
 
@@ -44,7 +49,7 @@ def test_lazy_start_and_calls(process_gateway: None) -> None:
     health = client.health()
     gateway = get_gateway()
     assert health["ok"] is True and health["pid"] == gateway.pid
-    assert health["pi_version"] == "0.87.1"
+    assert health["pi_version"] == PI_VERSION
     assert gateway.url.startswith("http://127.0.0.1:") and len(gateway.token) >= 32
     assert gateway.pid in {p.pid for p in _node_children()}
     assert get_gateway() is gateway
@@ -225,4 +230,36 @@ def test_npm_failure_is_install_error_with_tail(tmp_path: Path, monkeypatch: pyt
 def test_readiness_line_and_health_fields(gateway) -> None:
     info = gateway.info
     assert info["event"] == "ready" and info["pid"] == gateway.pid
-    assert json.loads(json.dumps(info))["pi_version"] == "0.87.1"
+    assert json.loads(json.dumps(info))["pi_version"] == PI_VERSION
+
+
+def test_user_providers_env_reaches_a_spawned_gateway_with_the_embedded_model(
+        fake_upstream, agent_dir: Path, tmp_path: Path) -> None:
+    """``AIIPYTHON_GATEWAY_PROVIDERS`` set by the user is honoured next to the embedded model's block."""
+    from aiipython import _local_model
+
+    key = "sk-user-provider-secret-0123456789"
+    block = {"baseUrl": fake_upstream.base_url, "api": "openai-completions", "apiKey": key,
+             "models": [{"id": "mine-1", "compat": {"supportsStore": False, "supportsDeveloperRole": False,
+                                                   "maxTokensField": "max_tokens"}}]}
+    env = {"AIIPYTHON_CACHE_DIR": os.environ["AIIPYTHON_CACHE_DIR"], "PI_CODING_AGENT_DIR": str(agent_dir),
+           "AIIPYTHON_LOCAL_MODEL": "auto", "AIIPYTHON_GATEWAY_PROVIDERS": json.dumps({"providers": {"mine": block}})}
+    settings = load_settings(env)
+    local_offered = _local_model.local_model_missing_reason(settings) is None
+    gw = start_gateway(settings)
+    try:
+        with aiipython.PiGatewayClient(gateway=gw) as client:
+            reply = client.complete("mine/mine-1", [{"role": "user", "content": "hi"}])
+            assert reply["model"] == {"provider": "mine", "id": "mine-1"}
+            providers = {m["provider"] for m in client.list_models()["models"]}
+        assert "mine" in providers and "fake" in providers
+        assert ("local" in providers) == local_offered
+        assert fake_upstream.requests, "the call reached the user's provider"
+    finally:
+        gw.close()
+    # the same id as the embedded model is refused before anything starts, naming both ways out
+    if local_offered:
+        clash = load_settings(dict(env, AIIPYTHON_GATEWAY_PROVIDERS=json.dumps({"providers": {"local": block}})))
+        with pytest.raises(aiipython.ConfigurationError, match='defines provider "local".*AIIPYTHON_LOCAL_MODEL=off') as info:
+            start_gateway(clash)
+        assert key not in str(info.value)

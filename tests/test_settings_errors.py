@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,10 +32,36 @@ def test_values_and_bad_values() -> None:
 
 def test_gateway_env_carries_token_in_env_only(tmp_path: Path) -> None:
     s = load_settings({"PI_CODING_AGENT_DIR": str(tmp_path), "AIIPYTHON_REQUEST_TIMEOUT": "3"})
-    env = gateway_env(s, token="tok", providers_json='{"providers": {}}', node_bin_dir=tmp_path)
+    env = gateway_env(s, token="tok", embedded_providers={}, node_bin_dir=tmp_path)
     assert env["AIIPYTHON_GATEWAY_TOKEN"] == "tok" and env["PI_OFFLINE"] == "1"
     assert env["AIIPYTHON_GATEWAY_TIMEOUT_MS"] == "3000" and env["PI_CODING_AGENT_DIR"] == str(tmp_path)
     assert env["PATH"].startswith(str(tmp_path))
+
+
+def test_user_provider_blocks_are_merged_with_the_embedded_model_never_dropped() -> None:
+    key = "sk-user-secret-0123456789"
+    mine = {"baseUrl": "http://127.0.0.1:9/v1", "api": "openai-completions", "apiKey": key, "models": [{"id": "m"}]}
+    local = {"baseUrl": "http://127.0.0.1:8/v1", "api": "openai-completions", "models": [{"id": "l"}]}
+    s = load_settings({"AIIPYTHON_GATEWAY_PROVIDERS": json.dumps({"providers": {"mine": mine}})})
+    env = gateway_env(s, token="tok", embedded_providers={"local": local})
+    assert json.loads(env["AIIPYTHON_GATEWAY_PROVIDERS"]) == {"providers": {"mine": mine, "local": local}}
+    alone = gateway_env(s, token="tok")  # no embedded model: the user's blocks still go
+    assert json.loads(alone["AIIPYTHON_GATEWAY_PROVIDERS"]) == {"providers": {"mine": mine}}
+    assert "AIIPYTHON_GATEWAY_PROVIDERS" not in gateway_env(load_settings({}), token="tok")
+
+    clash = load_settings({"AIIPYTHON_GATEWAY_PROVIDERS": json.dumps({"providers": {"local": mine}})})
+    with pytest.raises(aiipython.ConfigurationError, match='defines provider "local", the embedded local model') as info:
+        gateway_env(clash, token="tok", embedded_providers={"local": local})
+    assert key not in str(info.value)
+
+    broken = '{"providers": {"mine": {"apiKey": "' + key + '"'
+    with pytest.raises(ValueError, match=r"AIIPYTHON_GATEWAY_PROVIDERS is not valid JSON: .* at line 1 column \d+") as err:
+        load_settings({"AIIPYTHON_GATEWAY_PROVIDERS": broken})
+    assert key not in str(err.value)
+    for wrong in ('[]', '{"mine": {}}', '{"providers": {"mine": "' + key + '"}}'):
+        with pytest.raises(ValueError, match="AIIPYTHON_GATEWAY_PROVIDERS must be") as err:
+            load_settings({"AIIPYTHON_GATEWAY_PROVIDERS": wrong})
+        assert key not in str(err.value)
 
 
 def test_overload_settings_reach_the_gateway_env() -> None:

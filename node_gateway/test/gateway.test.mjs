@@ -7,7 +7,7 @@ import http from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fauxAssistantMessage, fauxProvider, fauxText, fauxThinking, fauxToolCall } from "@earendil-works/pi-ai";
-import { TOKEN, chat, makeAgentDir, parseSSE, request, startGateway, upstreamProvider } from "./helpers.mjs";
+import { PI_VERSION, TOKEN, chat, makeAgentDir, parseSSE, request, startGateway, upstreamProvider } from "./helpers.mjs";
 
 delete process.env.OPENAI_API_KEY; // the not-configured test must not see a real key
 
@@ -66,7 +66,7 @@ describe("read-only routes", () => {
     assert.equal(r.status, 200);
     assert.equal(r.body.ok, true);
     assert.equal(r.body.pid, process.pid);
-    assert.equal(r.body.pi_version, "0.87.1");
+    assert.equal(r.body.pi_version, PI_VERSION);
     assert.equal(r.body.version, "0.1.0");
     assert.equal(r.body.node_version, process.version);
     assert.equal(typeof r.body.uptime_s, "number");

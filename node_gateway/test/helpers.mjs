@@ -3,7 +3,7 @@
 
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,6 +18,11 @@ export const SERVER = join(GATEWAY_DIR, "server.mjs");
 export const UPSTREAM_KEY = "sk-test-upstream-key-0123456789";
 export const TOKEN = "test-gateway-token-abcdef0123456789";
 export const ADMIN_TOKEN = "test-gateway-admin-token-9876543210fedcba";
+
+/** The pi version package.json pins; the installed pi-coding-agent must be exactly it. */
+export const PI_VERSION = JSON.parse(readFileSync(join(dirname(GATEWAY_DIR), "package.json"), "utf8")).dependencies[
+  "@earendil-works/pi-coding-agent"
+];
 
 /** Model ids the fake upstream gives behaviours to (see fake_upstream.mjs). */
 export const FAKE_MODEL_IDS = [

@@ -1,11 +1,13 @@
-// Broken pi files: a corrupt auth.json does not switch off env keys and is named with position and
-// reason only; a models.json that breaks while the gateway runs keeps the last good catalog.
+// The user's pi files. Broken ones: a corrupt auth.json does not switch off env keys and is named
+// with position and reason only; a models.json that breaks while the gateway runs keeps the last
+// good catalog. Files pi 1.6 itself writes are read as pi reads them.
 
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { describeJsonError } from "../pi_files.mjs";
+import { JsonFile, blankJsonComments, describeJsonError } from "../pi_files.mjs";
 import { chat, makeAgentDir, spawnGateway, startFakeUpstream, startGateway, upstreamProvider } from "./helpers.mjs";
 
 const STORED = "sk-stored-secret-in-auth-json-0123456789";
@@ -22,6 +24,19 @@ test("JSON errors give position and reason, never the text", () => {
     assert.match(out, /at line 1 column \d+$/);
     assert.ok(!out.includes("sk-") && !out.includes("stored"), out);
   }
+});
+
+test("models.json is JSONC as pi reads it: comments and trailing commas pass, errors keep their line and column", () => {
+  const text = '// top\n{"a": "http://x//y", // note\n "b": [1, 2,],\n}\n';
+  assert.deepEqual(JSON.parse(blankJsonComments(text)), { a: "http://x//y", b: [1, 2] });
+  assert.equal(blankJsonComments(text).length, text.length);
+  const dir = makeAgentDir();
+  const file = join(dir, "models.json");
+  writeFileSync(file, text);
+  assert.equal(new JsonFile(file, { jsonc: true }).error(), null);
+  assert.match(new JsonFile(file).error(), /not valid JSON/);
+  writeFileSync(file, '// one\n// two\n{"a": 1 "b": 2}\n');
+  assert.match(new JsonFile(file, { jsonc: true }).error(), /at line 3 column 9$/);
 });
 
 test("a corrupt auth.json leaves OPENAI_API_KEY configured, names auth.json, and quotes nothing", async () => {
@@ -77,6 +92,94 @@ test("a models.json that breaks while the gateway runs keeps the last good catal
     assert.equal((await gw.request("/models")).body.models_json_error, null);
   } finally {
     await gw.close();
+    await up.close();
+  }
+});
+
+// ---- files as pi 1.6 writes them ----------------------------------------------------------------
+// auth.json and settings.json are written by pi's own storage classes (what `pi` /login and
+// /model do); pi has no models.json writer, so that file is written as its docs show (JSONC: a
+// comment, a trailing comma, "$ENV" key syntax) and checked against pi's own loader first.
+
+const codingAgentModule = (path) => import(new URL(path, import.meta.resolve("@earendil-works/pi-coding-agent")).href);
+
+test("files written by pi 1.6 itself: API key and OAuth in auth.json, a $ENV custom provider, the default model", async () => {
+  const [{ AuthStorage }, { SettingsManager }, { ModelConfig }] = await Promise.all([
+    codingAgentModule("./core/auth-storage.js"),
+    codingAgentModule("./core/settings-manager.js"),
+    codingAgentModule("./core/model-config.js"),
+  ]);
+  const up = await startFakeUpstream();
+  const agentDir = makeAgentDir();
+  const storedKey = "sk-ant-stored-by-pi-0123456789abcdef";
+  const oauthAccess = "oauth-access-token-written-by-pi-0123456789";
+  const customKey = "sk-custom-from-env-0123456789abcdef";
+
+  const auth = AuthStorage.create(join(agentDir, "auth.json"));
+  await auth.modify("anthropic", () => ({ type: "api_key", key: storedKey }));
+  await auth.modify("openai-codex", () => ({
+    type: "oauth",
+    access: oauthAccess,
+    refresh: "oauth-refresh-token-written-by-pi-0123456789",
+    expires: Date.now() + 3600_000,
+    accountId: "acct-test",
+  }));
+  const settings = SettingsManager.create(agentDir, agentDir, { projectTrusted: false });
+  settings.setDefaultModelAndProvider("custom", "custom-1");
+  await settings.flush();
+  const block = upstreamProvider(up.url, { apiKey: "$AIIPYTHON_TEST_CUSTOM_KEY", ids: ["custom-1"] });
+  const text = JSON.stringify({ providers: { custom: block } }, null, 2);
+  // pi's models.json is JSONC: a `//` comment and a trailing comma are valid there
+  writeFileSync(join(agentDir, "models.json"), `// written for pi 1.6\n${text.slice(0, -2)},\n}\n`);
+  assert.equal((await ModelConfig.load(join(agentDir, "models.json"))).getError(), undefined, "pi itself accepts the file");
+
+  const child = await spawnGateway({
+    env: {
+      AIIPYTHON_GATEWAY_TOKEN: "client-token-0123456789abcdef",
+      AIIPYTHON_TEST_CUSTOM_KEY: customKey,
+      PI_CODING_AGENT_DIR: agentDir,
+    },
+  });
+  try {
+    const headers = { authorization: "Bearer client-token-0123456789abcdef" };
+    const get = async (path) => {
+      const res = await fetch(`${child.ready.url}${path}`, { headers });
+      assert.equal(res.status, 200, path);
+      const body = await res.text();
+      for (const secret of [storedKey, oauthAccess, customKey]) assert.ok(!body.includes(secret), `${path} shows no secret`);
+      return JSON.parse(body);
+    };
+    const status = await get("/auth/status");
+    assert.deepEqual(status.file_errors, []);
+    const by = new Map(status.providers.map((p) => [p.provider, p]));
+    assert.equal(by.get("anthropic").configured, true);
+    assert.equal(by.get("anthropic").source, "api_key");
+    assert.equal(by.get("openai-codex").configured, true);
+    assert.equal(by.get("openai-codex").source, "oauth");
+    assert.equal(by.get("custom").configured, true);
+    // pi 1.6 reports a models.json "$NAME" key as coming from the environment, naming the variable
+    assert.equal(by.get("custom").source, "env");
+    assert.equal(by.get("custom").detail, "AIIPYTHON_TEST_CUSTOM_KEY");
+
+    const models = await get("/models");
+    assert.equal(models.models_json_error, null);
+    assert.deepEqual(models.default_model, { provider: "custom", id: "custom-1" });
+    const custom = models.models.find((m) => m.provider === "custom" && m.id === "custom-1");
+    assert.equal(custom?.available, true);
+    assert.ok(models.models.some((m) => m.provider === "anthropic" && m.available));
+
+    const seen = once(up.events, "request");
+    const res = await fetch(`${child.ready.url}/lm/complete`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify(chat("custom/custom-1")),
+    });
+    assert.equal(res.status, 200);
+    const [{ headers: upstreamHeaders }] = await seen;
+    assert.equal(upstreamHeaders.authorization, `Bearer ${customKey}`, "the $ENV key reached the upstream");
+  } finally {
+    child.child.stdin.end();
+    await child.exited;
     await up.close();
   }
 });

@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { spawn } from "node:child_process";
-import { SERVER, TOKEN, UPSTREAM_KEY, chat, makeAgentDir, parseSSE, request, spawnGateway, startFakeUpstream, upstreamProvider } from "./helpers.mjs";
+import { PI_VERSION, SERVER, TOKEN, UPSTREAM_KEY, chat, makeAgentDir, parseSSE, request, spawnGateway, startFakeUpstream, upstreamProvider } from "./helpers.mjs";
 
 let up;
 before(async () => {
@@ -47,7 +47,7 @@ test("readiness line, extra providers, JSON logs; the readiness line is the only
     assert.match(gw.ready.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(gw.ready.pid, gw.child.pid);
     assert.equal(gw.ready.version, "0.1.0");
-    assert.equal(gw.ready.pi_version, "0.87.1");
+    assert.equal(gw.ready.pi_version, PI_VERSION);
     assert.equal(gw.ready.node_version, process.version);
 
     const health = await request(gw.ready.url, "/health");

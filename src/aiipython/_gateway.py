@@ -14,7 +14,6 @@ and ``AIIPYTHON_GATEWAY_TOKEN`` set it connects to a running gateway instead and
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import secrets
@@ -164,9 +163,9 @@ class Gateway:
 
 def _local_model_provider(
     settings: Settings, *, eager: bool
-) -> tuple[LocalModelServer | None, str | None]:
-    """The embedded local model's pi provider block as JSON (or None when not offered), and its
-    server when ``eager`` (else it starts on the first ``local/...`` call)."""
+) -> tuple[LocalModelServer | None, dict[str, Any] | None]:
+    """The embedded local model's pi provider blocks ``{"local": block}`` (or None when not offered),
+    and its server when ``eager`` (else it starts on the first ``local/...`` call)."""
     if settings.local_model == "off":
         return None, None
     from . import _local_model
@@ -188,7 +187,7 @@ def _local_model_provider(
                 raise
             logger.warning("The embedded local model could not start; continuing without it: %s", exc)
             return None, None
-    return server, json.dumps({"providers": {_local_model.LOCAL_PROVIDER: block}})
+    return server, {_local_model.LOCAL_PROVIDER: block}
 
 
 def start_gateway(
@@ -213,6 +212,7 @@ def start_gateway(
         NodeNotFoundError: no Node >= 22.19 (message says how to get one).
         GatewayInstallError: ``npm ci`` failed (message has npm's tail and what to do).
         LocalModelError: ``AIIPYTHON_LOCAL_MODEL=on`` and the local model cannot start.
+        ConfigurationError: ``AIIPYTHON_GATEWAY_PROVIDERS`` defines the embedded model's provider id.
         GatewayStartError: the process exited or was silent for ``AIIPYTHON_START_TIMEOUT``
             seconds (message has the tail of its stderr).
     """
@@ -221,9 +221,9 @@ def start_gateway(
     settings = settings or load_settings()
     runtime = find_node(settings)
     install = install_gateway(settings, runtime, progress=progress)
-    server, providers_json = _local_model_provider(settings, eager=local_model == "eager")
+    server, embedded = _local_model_provider(settings, eager=local_model == "eager")
     token, admin_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    env = gateway_env(settings, token=token, admin_token=admin_token, providers_json=providers_json,
+    env = gateway_env(settings, token=token, admin_token=admin_token, embedded_providers=embedded,
                       node_bin_dir=runtime.bin_dir, compile_cache=install.root / "compile-cache")
     sidecar = Sidecar(
         "Pi gateway",
@@ -248,7 +248,7 @@ def start_gateway(
         sidecar.close()
         raise GatewayStartError(f"the gateway's readiness line has no loopback url: {sorted(info)}")
     return Gateway(url, token, admin_token=admin_token, process=sidecar, local_model=server,
-                   local_offered=providers_json is not None, settings=settings, info=info)
+                   local_offered=embedded is not None, settings=settings, info=info)
 
 
 _lock = threading.Lock()

@@ -7,10 +7,12 @@ which wins over the default. Provider API keys are pi's business and are never r
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ._errors import ConfigurationError
 
@@ -51,6 +53,9 @@ class Settings:
     gateway_max_queue: int | None = None
     #: ``AIIPYTHON_GATEWAY_WORKERS``: gateway worker processes, a count or ``auto`` (None: default).
     gateway_workers: str | None = None
+    #: ``AIIPYTHON_GATEWAY_PROVIDERS``: extra pi provider blocks ``{"<id>": <models.json provider
+    #: block>}`` for a gateway aiipython spawns, merged with the embedded local model's (None: none).
+    gateway_providers: Mapping[str, Any] | None = None
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -88,6 +93,27 @@ def _workers(env: Mapping[str, str]) -> str | None:
     return str(int(raw))
 
 
+_PROVIDERS_SHAPE = '{"providers": {"<id>": <pi models.json provider block>}}'
+
+
+def _providers(env: Mapping[str, str]) -> Mapping[str, Any] | None:
+    """The provider blocks in ``AIIPYTHON_GATEWAY_PROVIDERS``; errors quote none of it (keys)."""
+    name = "AIIPYTHON_GATEWAY_PROVIDERS"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; give {_PROVIDERS_SHAPE}"
+        ) from None
+    providers = value.get("providers") if isinstance(value, dict) else None
+    if not isinstance(providers, dict) or not all(isinstance(block, dict) for block in providers.values()):
+        raise ValueError(f"{name} must be {_PROVIDERS_SHAPE}")
+    return providers
+
+
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name, "").strip()
     return Path(raw).expanduser() if raw else None
@@ -123,6 +149,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         gateway_max_inflight=_int(env, "AIIPYTHON_GATEWAY_MAX_INFLIGHT", 1),
         gateway_max_queue=_int(env, "AIIPYTHON_GATEWAY_MAX_QUEUE", 0),
         gateway_workers=_workers(env),
+        gateway_providers=_providers(env),
     )
 
 
@@ -131,11 +158,16 @@ def gateway_env(
     *,
     token: str,
     admin_token: str | None = None,
-    providers_json: str | None = None,
+    embedded_providers: Mapping[str, Any] | None = None,
     node_bin_dir: Path | None = None,
     compile_cache: Path | None = None,
 ) -> dict[str, str]:
     """The environment for the gateway child: ours plus the tokens and extra providers.
+
+    ``AIIPYTHON_GATEWAY_PROVIDERS`` carries the user's provider blocks (``settings.gateway_providers``)
+    merged with ``embedded_providers`` (the embedded local model's ``{"<id>": block}``); a user block
+    with an embedded provider's id is refused (:class:`~aiipython.ConfigurationError`), never dropped
+    or replaced. ``AIIPYTHON_GATEWAY_PROVIDERS_FILE`` passes through; the gateway merges the two.
 
     The tokens travel in the environment, never on the command line (docs/protocol.md "Launch");
     without ``admin_token`` the gateway's admin routes (``PUT /providers``) are unreachable.
@@ -167,8 +199,18 @@ def gateway_env(
             env.pop(name, None)
         else:
             env[name] = str(value)
-    if providers_json is not None:
-        env["AIIPYTHON_GATEWAY_PROVIDERS"] = providers_json
+    providers = dict(settings.gateway_providers or {})
+    for provider_id, block in (embedded_providers or {}).items():
+        if provider_id in providers:
+            from ._errors import ConfigurationError
+
+            raise ConfigurationError(
+                f'AIIPYTHON_GATEWAY_PROVIDERS defines provider "{provider_id}", the embedded local model\'s id: '
+                "give your provider another id, or set AIIPYTHON_LOCAL_MODEL=off to run without the embedded model"
+            )
+        providers[provider_id] = block
+    if providers:
+        env["AIIPYTHON_GATEWAY_PROVIDERS"] = json.dumps({"providers": providers})
     else:
         env.pop("AIIPYTHON_GATEWAY_PROVIDERS", None)
     if node_bin_dir is not None:
