@@ -54,7 +54,10 @@ MIN_NODE_VERSION = (22, 19, 0)
 _INSTALL_MARKER = ".aiipython-install-complete"
 _NPM_TAIL_LINES = 25
 #: Files of pi-coding-agent the gateway imports by path (its package exports only the index).
-_DEEP_ENTRIES = ("@earendil-works/pi-coding-agent/dist/core/auth-storage.js",)
+_DEEP_ENTRIES = tuple(
+    f"@earendil-works/pi-coding-agent/dist/core/{name}.js"
+    for name in ("model-runtime", "auth-storage", "settings-manager")
+)
 #: Runs npm (argv[1:]) in its own process group and kills that group when stdin ends: the same
 #: "dies with its parent" contract as the gateway, for ``npm ci``.
 _NPM_WRAPPER = """
