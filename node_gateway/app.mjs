@@ -8,9 +8,11 @@ import Fastify from "fastify";
 import { Admission, admitModelRoutes } from "./admission.mjs";
 import { AgentBus } from "./agent_bus.mjs";
 import { GatewayError, addSecret, envelope, redact, toGatewayError } from "./errors.mjs";
+import { LoginFlows } from "./login_flows.mjs";
 import healthRoutes from "./routes/health.mjs";
 import modelRoutes from "./routes/models.mjs";
 import authRoutes from "./routes/auth.mjs";
+import authLoginRoutes from "./routes/auth_login.mjs";
 import lmRoutes from "./routes/lm.mjs";
 import providerRoutes from "./routes/providers.mjs";
 import agentRoutes from "./routes/v1/agents.mjs";
@@ -81,7 +83,8 @@ function tokenScope(given, client, admin) {
  * declared with `config: { admin: true }` (none are reachable without it). `providerEnvAllow`:
  * env var names run-time provider blocks may reference ("$NAME").
  * `admission`: the bound on model calls (admission.mjs). `agentBus`: the agent message bus's store
- * (agent_bus.mjs: an AgentBus here, a RemoteAgentBus in a cluster worker).
+ * (agent_bus.mjs: an AgentBus here, a RemoteAgentBus in a cluster worker). `loginFlows`: the login
+ * flows (login_flows.mjs: how many at once, how long each may take).
  * Returns the app; `app.gateway.shutdown()` aborts in-flight calls and closes it.
  */
 export function buildApp({
@@ -95,6 +98,7 @@ export function buildApp({
   startedAt = Date.now(),
   admission = new Admission({ maxWaitMs: timeoutMs }),
   agentBus = new AgentBus(),
+  loginFlows = new LoginFlows({ logger }),
 } = {}) {
   if (typeof token !== "string" || token.length === 0) throw new Error("buildApp: a non-empty token is required");
   if (!adapter) throw new Error("buildApp: a PiAdapter is required");
@@ -183,7 +187,7 @@ export function buildApp({
     }
     // One rule for every route: `config: { admin: true }` needs the admin token (node_gateway/README.md).
     if (request.routeOptions.config?.admin && scope !== "admin") {
-      done(new GatewayError("forbidden", `${request.method} ${request.routeOptions.url} needs the gateway's admin token; a client token can call /lm/*, /v1/*, /models, /auth/status and /health`));
+      done(new GatewayError("forbidden", `${request.method} ${request.routeOptions.url} needs the gateway's admin token; a client token can call /lm/*, /v1/*, /models, /auth/status and /health (logins and keys need the admin token)`));
       return;
     }
     done();
@@ -213,10 +217,11 @@ export function buildApp({
   });
 
   admitModelRoutes(app, admission); // before the routes: /lm/* and /v1 model calls
-  const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION, admission, providerEnvAllow, agentBus };
+  const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION, admission, providerEnvAllow, agentBus, loginFlows };
   app.register(healthRoutes, routeOpts);
   app.register(modelRoutes, routeOpts);
   app.register(authRoutes, routeOpts);
+  app.register(authLoginRoutes, routeOpts);
   app.register(lmRoutes, routeOpts);
   app.register(providerRoutes, routeOpts);
   app.register(agentRoutes, routeOpts);

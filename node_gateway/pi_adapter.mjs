@@ -1,6 +1,7 @@
 // The only module that imports pi (@earendil-works/pi-ai, pi-coding-agent 1.6.0). Everything
 // version-specific lives here: runtime creation (offline), extra providers, the model catalog
-// and its name resolution, auth status, per-API capabilities (tool_choice, stop) and the call.
+// and its name resolution, auth status, per-API capabilities (tool_choice, stop), the call, and
+// login/logout through pi's own flows and credential store.
 // A pi upgrade should touch this file only.
 
 import { readFileSync, statSync } from "node:fs";
@@ -23,7 +24,7 @@ import { LIMITS, PROVIDER_KEYS, validateProviderBlocks } from "./provider_blocks
 // never uses): take the few modules the gateway needs from the package's dist/ by path.
 const CODING_AGENT_ENTRY = import.meta.resolve("@earendil-works/pi-coding-agent"); // .../dist/index.js
 const importCodingAgentModule = (path) => import(new URL(path, CODING_AGENT_ENTRY).href);
-const [{ ModelRuntime }, { AuthStorage }, { SettingsManager }] = await Promise.all([
+const [{ ModelRuntime, CredentialSynchronizationError }, { AuthStorage }, { SettingsManager }] = await Promise.all([
   importCodingAgentModule("./core/model-runtime.js"),
   importCodingAgentModule("./core/auth-storage.js"),
   importCodingAgentModule("./core/settings-manager.js"),
@@ -433,8 +434,9 @@ export class PiAdapter {
     const canLogin = Boolean(provider?.auth?.oauth || provider?.auth?.apiKey?.login);
     const envVars = this.envVars(providerId);
     const env = envVars.length ? `set ${envVars.join(" or ")}` : "";
-    if (canLogin && env) return `${head} Log in with "pi" (/login) or ${env}.`;
-    if (canLogin) return `${head} Log in with "pi" (/login).`;
+    const login = `Log in with "aiipython auth login ${providerId}"`;
+    if (canLogin && env) return `${head} ${login} or ${env}.`;
+    if (canLogin) return `${head} ${login}.`;
     if (env) return `${head} ${env[0].toUpperCase()}${env.slice(1)}.`;
     return `${head} Configure it in pi.`;
   }
@@ -588,6 +590,157 @@ export class PiAdapter {
     });
   }
 
+  // ---- login (routes/auth_login.mjs; the flow state is login_flows.mjs's) -----------------------
+  // pi's own login code: ModelRuntime.login/logout run the provider's flow and write auth.json
+  // through pi's credential store under its file lock, so pi and every pi-based tool see it.
+
+  /**
+   * Every provider pi can log in to (an OAuth flow, or an API key login), as pi lists them:
+   * `[{provider, name, configured, source, methods: [{type: "oauth", name, login_label,
+   * subscription, flows} | {type: "api_key", name, env_vars}]}]`. No secret.
+   */
+  async loginProviders() {
+    await this.reload();
+    const rt = this.runtime;
+    const out = [];
+    for (const p of rt.getProviders()) {
+      const { oauth, apiKey } = p.auth ?? {};
+      const methods = [];
+      if (oauth) {
+        methods.push({
+          type: "oauth",
+          name: oauth.name,
+          login_label: oauth.loginLabel ?? null,
+          subscription: Boolean(oauth.isSubscription),
+          flows: OAUTH_FLOWS[p.id] ?? null,
+        });
+      }
+      if (apiKey?.login) methods.push({ type: "api_key", name: apiKey.name, env_vars: this.envVars(p.id) });
+      if (!methods.length) continue; // ambient credentials only (AWS, ADC): nothing to log in to
+      const status = rt.getProviderAuthStatus(p.id);
+      out.push({
+        provider: p.id,
+        name: p.name,
+        configured: status.configured,
+        source: status.configured ? authSource(status, rt.isUsingOAuth(p.id)) : null,
+        methods,
+      });
+    }
+    return out;
+  }
+
+  /** The provider and login method to run, or 404 unknown_provider / 400 for a method it lacks. */
+  loginMethod(providerId, method) {
+    const provider = this.runtime.getProvider(providerId);
+    if (!provider) {
+      const ids = this.runtime.getProviders().filter((p) => p.auth?.oauth || p.auth?.apiKey?.login).map((p) => p.id).sort();
+      throw new GatewayError("unknown_provider", `pi has no provider "${providerId}"; providers with a login: ${ids.join(", ")}`, { candidates: ids });
+    }
+    const { oauth, apiKey } = provider.auth ?? {};
+    const chosen = method ?? (oauth ? "oauth" : "api_key"); // pi's own default (pi auth login)
+    if (chosen === "oauth" && !oauth) {
+      throw invalid(`${provider.name} has no OAuth login in pi${apiKey?.login ? '; use method "api_key"' : ""}`);
+    }
+    if (chosen === "api_key" && !apiKey?.login) {
+      throw invalid(`${provider.name} has no API key login in pi${oauth ? '; use method "oauth"' : ` (it uses ${apiKey?.name ?? "ambient credentials"})`}`);
+    }
+    return { provider, method: chosen };
+  }
+
+  /**
+   * Run pi's `method` login for a provider with `interaction` (pi's AuthInteraction: prompt,
+   * notify, signal) and persist the credential through pi's store. Resolves to `{provider,
+   * method, configured, source}` plus `warning` when pi saved the credential but could not
+   * refresh its own state; rejects with pi's error. Every credential value becomes a secret.
+   */
+  async login(providerId, method, interaction) {
+    const { method: chosen } = this.loginMethod(providerId, method);
+    let warning;
+    try {
+      rememberStoredCredential(await this.runtime.login(providerId, chosen, interaction, { getDeviceId: () => this.#deviceId() }));
+    } catch (err) {
+      if (!(err instanceof CredentialSynchronizationError)) throw err;
+      rememberStoredCredential(err.credential); // saved; only pi's in-memory catalog lags behind
+      warning = `logged in, but pi could not refresh its model state (${redact(String(err.cause?.message ?? err.message))}); it does on the next reload`;
+    }
+    this.#credentialsSeen.delete(providerId);
+    return { ...(await this.#loginStatus(providerId, chosen)), ...(warning ? { warning } : {}) };
+  }
+
+  /**
+   * Store an API key through pi's API key login (its own prompt, answered with `key`). A login
+   * that asks for more than the key (e.g. an account id) is a 400 naming the question.
+   */
+  async storeApiKey(providerId, key) {
+    addSecret(key);
+    const { provider } = this.loginMethod(providerId, "api_key");
+    let given = false;
+    const interaction = {
+      prompt: async (prompt) => {
+        if (prompt.type === "secret" && !given) {
+          given = true;
+          return key;
+        }
+        throw invalid(`${provider.name}'s API key login also asks "${prompt.message}"; answer it in a login flow (POST /auth/login with method "api_key")`);
+      },
+      notify: () => {},
+    };
+    return this.login(providerId, "api_key", interaction);
+  }
+
+  /** Remove pi's stored credential for a provider: `{provider, removed, configured, source}`. */
+  async logout(providerId) {
+    if (!this.runtime.getProvider(providerId)) this.loginMethod(providerId); // the 404
+    const removed = (await this.runtime.listCredentials()).some((c) => c.providerId === providerId);
+    try {
+      await this.runtime.logout(providerId);
+    } catch (err) {
+      if (!(err instanceof CredentialSynchronizationError)) throw err;
+    }
+    this.#credentialsSeen.delete(providerId);
+    return { ...(await this.#loginStatus(providerId, undefined)), removed };
+  }
+
+  async #loginStatus(providerId, method) {
+    await this.reload();
+    const status = this.runtime.getProviderAuthStatus(providerId);
+    const out = { provider: providerId };
+    if (method) out.method = method;
+    out.configured = status.configured;
+    out.source = status.configured ? authSource(status, this.runtime.isUsingOAuth(providerId)) : null;
+    return out;
+  }
+
+  /** pi's stable id of this installation (settings.json `deviceId`), which OpenAI's login sends. */
+  #deviceId() {
+    const settings = SettingsManager.create(this.agentDir, this.agentDir, { projectTrusted: false });
+    return typeof settings.getOrCreateDeviceId === "function" ? settings.getOrCreateDeviceId() : undefined;
+  }
+}
+
+/**
+ * How each OAuth flow of pi 1.6 signs in (read from @earendil-works/pi-ai dist/auth/oauth/*.js):
+ * a browser redirect to a loopback callback server (its URL can also be pasted), a code shown
+ * by the provider to paste, or a device code. Which one runs is the flow's first `select` prompt
+ * when there are several. Providers pi adds later list `flows: null` until this table knows them.
+ */
+const OAUTH_FLOWS = {
+  anthropic: ["browser_callback", "pasted_code"],
+  "openai-codex": ["browser_callback", "device_code"],
+  openai: ["browser_callback"], // Sign in with ChatGPT (openai-chatgpt.js)
+  "github-copilot": ["device_code"],
+  openrouter: ["browser_callback"],
+  "kimi-coding": ["device_code"],
+  meta: ["device_code"],
+  xai: ["device_code"],
+  radius: ["browser_callback", "device_code"],
+};
+
+/** A stored credential's values (keys, tokens) become secrets to redact by value. */
+function rememberStoredCredential(credential) {
+  if (!credential || typeof credential !== "object") return;
+  for (const field of ["key", "access", "refresh"]) addSecret(credential[field]);
+  for (const value of Object.values(credential.env ?? {})) addSecret(value);
 }
 
 const definedEntries = (obj) => Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined));

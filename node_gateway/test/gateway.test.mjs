@@ -125,7 +125,7 @@ describe("model names", () => {
     assert.equal(builtin.status, 403);
     assert.equal(
       builtin.body.error.message,
-      'No credentials for provider "openai". Log in with "pi" (/login) or set OPENAI_API_KEY.',
+      'No credentials for provider "openai". Log in with "aiipython auth login openai" or set OPENAI_API_KEY.',
     );
   });
 });
