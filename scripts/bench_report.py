@@ -645,7 +645,7 @@ def findings(d: dict[str, Any]) -> list[str]:
             f"rest, fastify {fast:.0f} %, our own modules {ours:.0f} % self ({incl.get('ours: node_gateway/*.mjs', 0):.0f} % "
             f"inclusive), GC {attr.get('V8 garbage collector', 0):.0f} %"
             + (f"; the synchronous stderr write of per-request log lines (`writeUtf8String`) {logs:.1f} %" if logs >= 0.5 else "")
-            + ". Fixes: (1) `node:cluster` with 2 workers sharing the port (PI_NOTES measured 2,700 → 4,200 req/s) "
+            + ". Fixes: (1) `node:cluster` with 2 workers sharing the port (1.3-1.55× at c=32; `scripts/bench --only overload` measures it) "
             "where more than one core is free — on a 2-core machine the caller competes for the second core; "
             "(2) in pi (upstream, not ours): reuse one OpenAI client per provider/baseUrl, skip the SDK's debug "
             "formatting when logging is off, and check auth.json's revision (a `stat` per call) less often.")

@@ -1,35 +1,25 @@
 """PiGatewayLM without a gateway: request/response/stream conversion and error mapping.
 
-A FakeClient with the PiGatewayClient interface stands in for the gateway; DSPy runs for real.
+A FakeClient (tests/fake_client.py, the LMClient protocol) stands in for the gateway; DSPy runs for real.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
-from dataclasses import dataclass, field
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import dspy
 import pytest
 from dspy import lm15
 from dspy.utils import exceptions as dx
+from fake_client import MODEL_INFO, FakeClient, Frame
 
 from aiipython import _errors as E
 from aiipython._lm import AsyncPiGatewayEngine, PiGatewayEngine, PiGatewayLM
 from aiipython._lm_convert import request_body, response_from_message
-
-MODEL_INFO = {
-    "provider": "fake", "id": "m", "name": "M", "api": "openai-completions", "reasoning": True,
-    "input": ["text", "image"], "context_window": 8000, "max_tokens": 1000, "available": True,
-}
-PLAIN_INFO = {**MODEL_INFO, "id": "plain", "reasoning": False}
-
-
-@dataclass
-class Frame:
-    type: str
-    data: dict[str, Any]
 
 
 def message(*content: dict[str, Any], stop: str = "stop", usage: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -52,43 +42,6 @@ def chat_frames(answer: str) -> list[Frame]:
     frames += [Frame("text_end", {"contentIndex": 0}),
                Frame("done", {"reason": "stop", "message": final, "duration_ms": 1.0})]
     return frames
-
-
-@dataclass
-class FakeClient:
-    """The PiGatewayClient interface, answering from queues and recording every call."""
-
-    models: list[dict[str, Any]] = field(default_factory=lambda: [MODEL_INFO, PLAIN_INFO])
-    replies: list[Any] = field(default_factory=list)
-    streams: list[Any] = field(default_factory=list)
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    list_calls: int = 0
-
-    def list_models(self) -> dict[str, Any]:
-        self.list_calls += 1
-        return {"models": self.models, "default_model": None, "models_json_error": None}
-
-    def _next(self, queue: list[Any], model, messages, tools, options, kind) -> Any:
-        self.calls.append({"kind": kind, "model": model, "messages": messages, "tools": tools, "options": options})
-        item = queue.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    def complete(self, model, messages, *, tools=None, options=None):
-        msg = self._next(self.replies, model, messages, tools, options, "complete")
-        return {"message": msg, "model": {"provider": "fake", "id": "m"}, "duration_ms": 2.5}
-
-    def stream(self, model, messages, *, tools=None, options=None):
-        yield from self._next(self.streams, model, messages, tools, options, "stream")
-
-    async def acomplete(self, model, messages, *, tools=None, options=None):
-        return self.complete(model, messages, tools=tools, options=options)
-
-    async def astream(self, model, messages, *, tools=None, options=None):
-        for frame in self._next(self.streams, model, messages, tools, options, "astream"):
-            await asyncio.sleep(0)
-            yield frame
 
 
 @pytest.fixture(autouse=True)
@@ -482,7 +435,7 @@ def test_copy_keeps_the_gateway_and_rebinds_the_model(client):
     other = lm.copy(model="fake/plain")
     assert other.model == "pi/fake/plain" and other.engine.model == "fake/plain"
     assert other.supports_reasoning is False and lm.supports_reasoning is True
-    assert other.engine._gateway is lm.engine._gateway
+    assert other.engine._target is lm.engine._target
     program = dspy.Predict("q -> a")
     program.lm = lm
     assert program.deepcopy().lm.engine is lm.engine
@@ -495,3 +448,13 @@ def test_no_litellm_import():
 
     code = "import sys, aiipython, aiipython._lm, aiipython._factory; assert 'litellm' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_fake_client_satisfies_the_client_protocol() -> None:
+    """PiGatewayLM's ``client`` is typed as the LMClient protocol; mypy --strict checks that this
+    file's fake (and, in src, PiGatewayClient) satisfy it, so the fake cannot drift from the real one."""
+    pytest.importorskip("mypy")
+    fake = Path(__file__).with_name("fake_client.py")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(fake)],
+                         capture_output=True, text=True, timeout=300, cwd=fake.parent.parent)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -55,9 +55,10 @@ def _make_lm(ctx: click.Context, **kwargs: Any) -> Any:
 def _pi_model(lm: Any) -> str | None:
     """pi's ``provider/id`` of a PiGatewayLM, else None."""
     from ._lm import PiGatewayLM
+    from ._model_names import strip_pi_prefix
 
     if isinstance(lm, PiGatewayLM):
-        return str(lm.model).removeprefix("pi/")
+        return strip_pi_prefix(str(lm.model))
     return None
 
 

@@ -117,7 +117,7 @@ class _SSEParser:
 
 
 def openai_usage(usage: Any) -> dict[str, Any]:
-    """pi's ``usage`` → OpenAI-shaped token counts and dollars (DESIGN.md "Usage numbers").
+    """pi's ``usage`` → OpenAI-shaped token counts and dollars (docs/protocol.md "POST /lm/complete").
 
     pi's ``input`` excludes cached tokens, so ``prompt_tokens = input + cacheRead + cacheWrite``,
     ``completion_tokens = output``, ``total_tokens`` their sum; ``cost_usd`` is pi's ``cost.total``.

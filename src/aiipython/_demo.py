@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from ._errors import AiipythonError
+from ._model_names import strip_pi_prefix
 
 __all__ = ["run_demo"]
 
@@ -163,7 +164,7 @@ def _stream_answer(lm: Any, is_pi: bool, console: Any) -> tuple[str, dict[str, A
 
     parts: list[str] = []
     done: dict[str, Any] = {}
-    for event in get_client().stream(str(lm.model).removeprefix("pi/"), messages,
+    for event in get_client().stream(strip_pi_prefix(str(lm.model)), messages,
                                       options={"temperature": 0.0, "max_tokens": 80}):
         if event.type == "text_delta" and event.delta:
             parts.append(event.delta)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _errors as E
+from ._gateway_options import GatewayOptions, GatewayTarget, LMClient
+from ._model_names import LOCAL_MODEL, LOCAL_PROVIDER, strip_pi_prefix
 from ._settings import BACKENDS, load_settings
 
 if TYPE_CHECKING:
@@ -24,9 +26,6 @@ __all__ = ["make_lm", "choose_backend", "BackendChoice"]
 
 logger = logging.getLogger("aiipython")
 
-#: The embedded local model's name in pi (docs/LOCAL_MODEL.md); listed when it is installed.
-LOCAL_MODEL = "local/smollm2-135m"
-_GATEWAY_ARGS = ("client", "gateway_url", "gateway_token", "gateway_timeout")
 _LOGIN_HINT = ("log in with `pi` (then /login), or set a provider's API key such as ANTHROPIC_API_KEY or "
                "OPENAI_API_KEY")
 
@@ -55,18 +54,18 @@ class BackendChoice:
     reason: str | None = None
     #: pi's ``/models`` entry for the model (``pi`` backend).
     info: Mapping[str, Any] | None = None
-    #: The gateway the pi backend calls (internal).
-    gateway: Any = None
+    #: The gateway that was asked, for the LM to call (``pi`` backend).
+    target: GatewayTarget | None = None
 
 
 def choose_backend(model: str | None = None, *, backend: str | None = None,
-                   gateway_args: Mapping[str, Any] | None = None) -> BackendChoice:
+                   gateway: GatewayOptions | None = None) -> BackendChoice:
     """Decide the backend and model as :func:`make_lm` does, without building an LM (the typed
     API calls it too: one rule). The Pi gateway is started (or reached) to ask pi.
 
     Args:
         model, backend: as for :func:`make_lm`.
-        gateway_args: ``client``, ``gateway_url``, ``gateway_token`` (see :class:`PiGatewayLM`).
+        gateway: where the Pi backend's calls go (``client`` or ``gateway_url`` + ``gateway_token``).
 
     Raises:
         As :func:`make_lm`.
@@ -75,21 +74,21 @@ def choose_backend(model: str | None = None, *, backend: str | None = None,
     chosen = (backend if backend is not None else settings.lm_backend).strip().lower()
     if chosen not in BACKENDS:
         raise E.ConfigurationError(f"unknown LM backend {backend!r}; use one of: {', '.join(BACKENDS)}")
-    name = model or settings.model
-    gateway_args = dict(gateway_args or {})
-    if name and _bare(name).startswith("tabminion/"):
-        return BackendChoice("litellm", _bare(name))
+    name = strip_pi_prefix(model or settings.model or "") or None
+    gateway = gateway or GatewayOptions()
+    if name and name.startswith("tabminion/"):
+        return BackendChoice("litellm", name)
     if chosen == "litellm":
-        if gateway_args:
-            raise E.ConfigurationError(f"{sorted(gateway_args)} configure the Pi gateway, not the litellm backend")
+        if gateway.given:
+            raise E.ConfigurationError(f"{gateway.given} configure the Pi gateway, not the litellm backend")
         if not name:
             raise E.ConfigurationError("no model for the litellm backend: pass make_lm(model=...) or set "
                                        "AIIPYTHON_MODEL to a LiteLLM name such as openai/gpt-4o")
-        return BackendChoice("litellm", _bare(name))
+        return BackendChoice("litellm", name)
     if chosen == "pi":
-        return _pi_choice(name, gateway_args, auto=False)
+        return _pi_choice(name, gateway, auto=False)
     try:
-        return _pi_choice(name, gateway_args, auto=True)
+        return _pi_choice(name, gateway, auto=True)
     except _Fallback as reason:
         fallback = name or reason.args[1]
         if not fallback:
@@ -97,7 +96,7 @@ def choose_backend(model: str | None = None, *, backend: str | None = None,
                 f"no model to use: the Pi gateway is unavailable ({reason.args[0]}); pass make_lm(model=...) "
                 "or set AIIPYTHON_MODEL"
             ) from reason.__cause__
-        return BackendChoice("litellm", _bare(fallback), reason=reason.args[0])
+        return BackendChoice("litellm", fallback, reason=reason.args[0])
 
 
 def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: Any) -> dspy.LM:
@@ -124,9 +123,8 @@ def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: A
             or several providers have a bare id (both ``pi`` and ``auto``).
         aiipython.ProviderNotConfiguredError: ``pi`` backend and no credentials for the provider.
     """
-    gateway_args = {key: kwargs.pop(key) for key in _GATEWAY_ARGS if key in kwargs}
-    timeout = gateway_args.pop("gateway_timeout", None)
-    choice = choose_backend(model, backend=backend, gateway_args=gateway_args)
+    gateway = GatewayOptions.pop(kwargs)
+    choice = choose_backend(model, backend=backend, gateway=gateway)
     if choice.backend == "litellm":
         if choice.reason:
             logger.warning(
@@ -135,16 +133,10 @@ def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: A
                 choice.model, choice.reason,
             )
         return _litellm_lm(choice.model, kwargs)
-    from ._lm import AsyncPiGatewayEngine, PiGatewayEngine, PiGatewayLM
+    from ._lm import PiGatewayLM
 
-    name = "pi/" + choice.model
-    engine = PiGatewayEngine(name, timeout=timeout, model_info=choice.info, _gateway=choice.gateway)
-    async_engine = AsyncPiGatewayEngine(name, timeout=timeout, _gateway=choice.gateway)
-    return PiGatewayLM(name, engine=engine, async_engine=async_engine, **kwargs)
-
-
-def _bare(name: str) -> str:
-    return name[3:] if name.startswith("pi/") else name
+    return PiGatewayLM(choice.model, target=choice.target, gateway_timeout=gateway.timeout, model_info=choice.info,
+                       **kwargs)
 
 
 def _litellm_lm(name: str, kwargs: dict[str, Any]) -> dspy.LM:
@@ -158,12 +150,10 @@ def _first_line(exc: BaseException) -> str:
     return text.strip().splitlines()[0]
 
 
-def _pi_choice(name: str | None, gateway_args: Mapping[str, Any], *, auto: bool) -> BackendChoice:
-    from ._lm import _Gateway
-
-    gateway = _Gateway(gateway_args.get("client"), gateway_args.get("gateway_url"), gateway_args.get("gateway_token"))
+def _pi_choice(name: str | None, gateway: GatewayOptions, *, auto: bool) -> BackendChoice:
+    target = gateway.target()
     try:
-        client = gateway.client()
+        client = target.client()
         listing = client.list_models()
     except E.GatewayError as exc:
         if not auto:
@@ -176,7 +166,7 @@ def _pi_choice(name: str | None, gateway_args: Mapping[str, Any], *, auto: bool)
         if auto:
             raise _Fallback(message, full)
         raise E.ProviderNotConfiguredError(message, model=full, provider=info["provider"])
-    return BackendChoice("pi", full, info=info, gateway=gateway)
+    return BackendChoice("pi", full, info=info, target=target)
 
 
 def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tuple[str, dict[str, Any]]:
@@ -184,7 +174,7 @@ def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tup
     models: list[dict[str, Any]] = [m for m in listing.get("models") or [] if isinstance(m, dict)]
     by_name = {f"{m.get('provider')}/{m.get('id')}": m for m in models}
     if name:
-        wanted = _bare(name)
+        wanted = strip_pi_prefix(name)
         if wanted in by_name:
             return wanted, by_name[wanted]
         same_id = [full for full, m in by_name.items() if m.get("id") == wanted]
@@ -204,8 +194,8 @@ def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tup
         full = f"{default['provider']}/{default['id']}"
         return full, by_name[full]
     available = [full for full, m in by_name.items() if m.get("available")]
-    cloud = [full for full in available if not full.startswith("local/")]
-    local = [full for full in by_name if full.startswith("local/")]
+    cloud = [full for full in available if not full.startswith(f"{LOCAL_PROVIDER}/")]
+    local = [full for full in by_name if full.startswith(f"{LOCAL_PROVIDER}/")]
     for candidates in (cloud, [LOCAL_MODEL] if LOCAL_MODEL in by_name else [], local):
         if candidates:
             return candidates[0], by_name[candidates[0]]
@@ -215,7 +205,7 @@ def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tup
     )
 
 
-def _no_credentials(client: Any, provider: str) -> str:
+def _no_credentials(client: LMClient, provider: str) -> str:
     env_vars: list[str] = []
     try:
         status = client.auth_status()

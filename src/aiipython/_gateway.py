@@ -26,6 +26,7 @@ from ._errors import (
     LocalModelError,
     error_from_envelope,
 )
+from ._model_names import LOCAL_PROVIDER, is_local
 from ._settings import Settings, gateway_env, load_settings
 from ._sidecar import Sidecar, SidecarStartFailure
 
@@ -39,10 +40,6 @@ logger = logging.getLogger("aiipython")
 #: Where provider ``local`` points until its server has started: the discard port, where nothing
 #: listens, so a call that somehow bypasses :meth:`Gateway.ensure_model` fails loudly.
 _LOCAL_PLACEHOLDER_URL = "http://127.0.0.1:9/v1"
-
-
-def _is_local(model: str) -> bool:
-    return model.startswith("local/") or model == "smollm2-135m"
 
 
 class Gateway:
@@ -99,7 +96,7 @@ class Gateway:
 
     def needs_local_start(self, model: str) -> bool:
         """True when a call to ``model`` must first start the embedded local model (blocking)."""
-        if not self._local_offered or not _is_local(model):
+        if not self._local_offered or not is_local(model):
             return False
         server = self._local_model
         return server is None or not server.alive()
@@ -123,7 +120,7 @@ class Gateway:
             from . import _local_model
 
             server = _local_model.get_local_model(self._settings)
-            body = {"providers": {_local_model.LOCAL_PROVIDER: server.provider_config()}}
+            body = {"providers": {LOCAL_PROVIDER: server.provider_config()}}
             response = httpx.put(f"{self.url}/providers", json=body, timeout=30.0,
                                  headers={"authorization": f"Bearer {self.admin_token}"})
             if response.status_code != 200:
@@ -187,7 +184,7 @@ def _local_model_provider(
                 raise
             logger.warning("The embedded local model could not start; continuing without it: %s", exc)
             return None, None
-    return server, {_local_model.LOCAL_PROVIDER: block}
+    return server, {LOCAL_PROVIDER: block}
 
 
 def start_gateway(

@@ -10,106 +10,67 @@ rate limits, timeouts and upstream 5xx.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import dspy
 
 from . import _errors as E
-from ._lm_convert import MODEL_PREFIX, StreamMapper, mapped_errors, pi_model_name, request_body, response_from_message
+from ._gateway_options import GatewayOptions, GatewayTarget, LMClient
+from ._lm_convert import StreamMapper, mapped_errors, request_body, response_from_message
+from ._model_names import dspy_model_name, pi_model_name
 
 __all__ = ["PiGatewayLM", "PiGatewayEngine", "AsyncPiGatewayEngine"]
 
 
-class _Gateway:
-    """Where calls go (an explicit client, a url+token, or the process gateway) and what pi says
-    about each model; shared by a sync/async engine pair and by copies for other models."""
-
-    def __init__(self, client: Any = None, url: str | None = None, token: str | None = None) -> None:
-        if client is not None and (url or token):
-            raise E.ConfigurationError("pass either client= or gateway_url=/gateway_token=, not both")
-        if bool(url) != bool(token):
-            raise E.ConfigurationError("gateway_url= and gateway_token= go together (the token is the gateway's "
-                                       "AIIPYTHON_GATEWAY_TOKEN)")
-        self._client = client
-        self._url, self._token = url, token
-        self._owned = False
-        self._lock = threading.Lock()
-        self._models: dict[str, dict[str, Any] | None] = {}
-
-    def client(self) -> Any:
-        if self._client is not None:
-            return self._client
-        from ._client import PiGatewayClient, get_client
-
-        if self._url is None:
-            return get_client()  # the process gateway, started on first use and restarted if it died
-        with self._lock:
-            if self._client is None:
-                self._client = PiGatewayClient(url=self._url, token=self._token)
-                self._owned = True
-            return self._client
-
-    def model_info(self, model: str) -> dict[str, Any] | None:
-        """The ``/models`` entry for ``provider/id``, or None when pi does not know it (cached)."""
-        if model in self._models:
-            return self._models[model]
-        with mapped_errors():
-            listing = self.client().list_models()
-        provider, _, model_id = model.partition("/")
-        models = listing.get("models") or []
-        found = next((m for m in models if m.get("provider") == provider and m.get("id") == model_id), None)
-        with self._lock:
-            self._models[model] = found
-        return found
-
-    def remember(self, model: str, info: Mapping[str, Any]) -> None:
-        with self._lock:
-            self._models[model] = dict(info)
-
-    def close(self) -> None:
-        with self._lock:
-            client, owned = self._client, self._owned
-            if owned:
-                self._client, self._owned = None, False
-        if owned and client is not None:
-            client.close()
-
-
 class _EngineBase:
-    """What both engines share: the model they describe, the gateway, the per-call timeout."""
+    """What both engines share: the model they describe, the gateway target, the per-call timeout."""
 
     def __init__(
         self,
         model: str,
         *,
-        client: Any = None,
+        client: LMClient | None = None,
         gateway_url: str | None = None,
         gateway_token: str | None = None,
         timeout: float | None = None,
         model_info: Mapping[str, Any] | None = None,
-        _gateway: _Gateway | None = None,
+        target: GatewayTarget | None = None,
     ) -> None:
+        """
+        Args:
+            model: ``pi/<provider>/<id>`` or ``<provider>/<id>``.
+            client, gateway_url, gateway_token, timeout: as :class:`GatewayOptions`.
+            model_info: the model's ``/models`` entry when already known.
+            target: a :class:`GatewayTarget` to share (instead of ``client``/``gateway_url``/...).
+
+        Raises:
+            aiipython.ConfigurationError: a bad model name or conflicting gateway arguments.
+        """
         self.model = pi_model_name(model)
-        if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
-            raise E.ConfigurationError(f"timeout={timeout!r} must be a positive number of seconds")
-        self.timeout = None if timeout is None else float(timeout)
-        self._gateway = _gateway or _Gateway(client, gateway_url, gateway_token)
+        options = GatewayOptions(client=client, url=gateway_url, token=gateway_token, timeout=timeout)
+        if target is not None and (options.client is not None or options.url):
+            raise E.ConfigurationError("pass either target= or client=/gateway_url=/gateway_token=, not both")
+        self.timeout = options.timeout
+        self._target = target if target is not None else options.target()
         if model_info is not None:
-            self._gateway.remember(self.model, model_info)
+            self._target.remember(self.model, model_info)
+
+    def _model_info(self) -> dict[str, Any] | None:
+        with mapped_errors():
+            return self._target.model_info(self.model)
 
     # Capabilities, read by dspy.LM for a custom engine (dspy/clients/capabilities.py).
     @property
     def supports_function_calling(self) -> bool:
         """Every pi API takes tools; False only when pi does not know the model."""
-        info = self._gateway.model_info(self.model)
+        info = self._model_info()
         return bool(info and info.get("api"))
 
     @property
     def supports_reasoning(self) -> bool:
         """pi's ``reasoning`` flag for the model (``/models``)."""
-        info = self._gateway.model_info(self.model)
+        info = self._model_info()
         return bool(info and info.get("reasoning"))
 
     supports_response_schema = False
@@ -137,7 +98,7 @@ class _EngineBase:
 
     def for_model(self, model: str) -> Any:
         """An engine of the same kind for another model, on the same gateway."""
-        return type(self)(model, timeout=self.timeout, _gateway=self._gateway)
+        return type(self)(model, timeout=self.timeout, target=self._target)
 
     def dump_state(self) -> dict[str, Any]:
         """JSON state for a saved program: the model and timeout; never a client, url or token."""
@@ -162,7 +123,7 @@ class PiGatewayEngine(_EngineBase):
         """``dspy.lm15.Request`` -> ``dspy.lm15.Response`` via ``/lm/complete``; raises ``dspy.lm15`` errors."""
         args, kwargs = self._call_args(self._body(request))
         with mapped_errors():
-            reply = self._gateway.client().complete(*args, **kwargs)
+            reply = self._target.client().complete(*args, **kwargs)
         return response_from_message(reply["message"], model=args[0], duration_ms=reply.get("duration_ms"))
 
     def stream(self, request: Any) -> Iterator[Any]:
@@ -170,7 +131,7 @@ class PiGatewayEngine(_EngineBase):
         args, kwargs = self._call_args(self._body(request))
         mapper = StreamMapper(args[0])
         with mapped_errors():
-            events = self._gateway.client().stream(*args, **kwargs)
+            events = self._target.client().stream(*args, **kwargs)
             try:
                 for event in events:
                     yield from mapper.feed(event.type, event.data or {})
@@ -181,7 +142,7 @@ class PiGatewayEngine(_EngineBase):
 
     def close(self) -> None:
         """Close a client this engine created from gateway_url/gateway_token; borrowed ones stay open."""
-        self._gateway.close()
+        self._target.close()
 
 
 class AsyncPiGatewayEngine(_EngineBase):
@@ -191,7 +152,7 @@ class AsyncPiGatewayEngine(_EngineBase):
         """Async :meth:`PiGatewayEngine.complete`."""
         args, kwargs = self._call_args(self._body(request))
         with mapped_errors():
-            reply = await self._gateway.client().acomplete(*args, **kwargs)
+            reply = await self._target.client().acomplete(*args, **kwargs)
         return response_from_message(reply["message"], model=args[0], duration_ms=reply.get("duration_ms"))
 
     async def stream(self, request: Any) -> AsyncIterator[Any]:
@@ -199,7 +160,7 @@ class AsyncPiGatewayEngine(_EngineBase):
         args, kwargs = self._call_args(self._body(request))
         mapper = StreamMapper(args[0])
         with mapped_errors():
-            events = self._gateway.client().astream(*args, **kwargs)
+            events = self._target.client().astream(*args, **kwargs)
             try:
                 async for event in events:
                     for item in mapper.feed(event.type, event.data or {}):
@@ -211,11 +172,11 @@ class AsyncPiGatewayEngine(_EngineBase):
 
     async def aclose(self) -> None:
         """As :meth:`PiGatewayEngine.close`."""
-        self._gateway.close()
+        self._target.close()
 
     def close(self) -> None:
         """As :meth:`PiGatewayEngine.close`."""
-        self._gateway.close()
+        self._target.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,39 +190,46 @@ class PiGatewayLM(dspy.LM):
         self,
         model: str,
         *,
-        client: Any = None,
+        client: LMClient | None = None,
         gateway_url: str | None = None,
         gateway_token: str | None = None,
         gateway_timeout: float | None = None,
         model_info: Mapping[str, Any] | None = None,
         engine: Any = None,
         async_engine: Any = None,
+        target: GatewayTarget | None = None,
         **kwargs: Any,
     ) -> None:
         """Create an LM for a model pi knows.
 
         Args:
             model: ``pi/<provider>/<id>`` or ``<provider>/<id>`` (e.g. ``anthropic/claude-sonnet-4-5``).
-            client: a :class:`~aiipython.PiGatewayClient` to use; default: the process gateway
-                (:func:`aiipython.get_client`), started on the first call.
+            client: a :class:`~aiipython.PiGatewayClient` (any :class:`LMClient`) to use; default:
+                the process gateway (:func:`aiipython.get_client`), started on the first call.
             gateway_url, gateway_token: a running gateway to use instead (both or neither).
             gateway_timeout: seconds one upstream call may take (the gateway's ``timeout_ms``).
             model_info: the model's ``/models`` entry when already known (saves one lookup).
             engine, async_engine: engines from :meth:`dump_state` (``load_state``); not with the above.
+            target: a :class:`GatewayTarget` shared with other LMs (``make_lm`` passes the one it
+                asked about the model); instead of ``client``/``gateway_url``/``gateway_token``.
             **kwargs: ``dspy.LM`` arguments: ``temperature``, ``max_tokens`` (tokens), ``cache``,
                 ``num_retries``, ``callbacks``, ... (``api_key``/``api_base`` are refused: pi owns them).
 
         Raises:
             aiipython.ConfigurationError: a bad model name or conflicting gateway arguments.
         """
-        name = MODEL_PREFIX + pi_model_name(model)
+        name = dspy_model_name(model)
+        options = GatewayOptions(client=client, url=gateway_url, token=gateway_token, timeout=gateway_timeout)
         if engine is None:
-            engine = PiGatewayEngine(name, client=client, gateway_url=gateway_url, gateway_token=gateway_token,
-                                     timeout=gateway_timeout, model_info=model_info)
-        elif client is not None or gateway_url or gateway_token or gateway_timeout is not None:
+            if target is not None and (options.client is not None or options.url):
+                raise E.ConfigurationError("pass the gateway either as target= or as client=/gateway_url=/..., "
+                                           "not both")
+            engine = PiGatewayEngine(name, timeout=options.timeout, model_info=model_info,
+                                     target=target if target is not None else options.target())
+        elif options.given or target is not None:
             raise E.ConfigurationError("pass the gateway either as engine= or as client=/gateway_url=/..., not both")
         if async_engine is None:
-            async_engine = AsyncPiGatewayEngine(name, timeout=engine.timeout, _gateway=engine._gateway)
+            async_engine = AsyncPiGatewayEngine(name, timeout=engine.timeout, target=engine._target)
         super().__init__(name, engine=engine, async_engine=async_engine, **kwargs)
 
     def _get_initial_kwargs(self, *, temperature: Any, max_tokens: Any, **kwargs: Any) -> dict[str, Any]:
@@ -277,7 +245,7 @@ class PiGatewayLM(dspy.LM):
     def copy(self, **kwargs: Any) -> PiGatewayLM:
         """``dspy.LM.copy``; a new ``model`` gets engines for it on the same gateway."""
         if "model" in kwargs and "engine" not in kwargs:
-            model = MODEL_PREFIX + pi_model_name(kwargs["model"])
+            model = dspy_model_name(kwargs["model"])
             kwargs["model"] = model
             kwargs["engine"] = self._engine_spec.for_model(model)
             kwargs["async_engine"] = self._async_engine_spec.for_model(model)

@@ -16,13 +16,11 @@ from dspy import lm15
 
 from . import _errors as E
 from ._client import openai_usage
+from ._model_names import pi_model_name
 
-__all__ = ["MODEL_PREFIX", "pi_model_name", "request_body", "response_from_message", "StreamMapper",
+__all__ = ["request_body", "response_from_message", "StreamMapper",
            "mapped_errors", "lm15_error"]
 
-
-#: Every PiGatewayLM model string starts with this: ``pi/<provider>/<id>``.
-MODEL_PREFIX = "pi/"
 
 # pi's thinking levels (docs/protocol.md options.reasoning); lm15's "max" has no pi level.
 _PI_LEVELS = frozenset({"off", "minimal", "low", "medium", "high", "xhigh"})
@@ -33,22 +31,6 @@ _UNCARRIED_CONFIG = (
     "service_tier", "user_id", "store", "logprobs", "probabilities", "extensions",
 )
 _CONFIG_DEFAULTS = {"stop": (), "extensions": None}
-
-
-def pi_model_name(model: str) -> str:
-    """``pi/<provider>/<id>`` or ``<provider>/<id>`` -> ``<provider>/<id>`` (what the gateway takes).
-
-    Raises:
-        aiipython.ConfigurationError: the name has no ``<provider>/`` part or no id.
-    """
-    name = model[len(MODEL_PREFIX):] if model.startswith(MODEL_PREFIX) else model
-    provider, _, model_id = name.partition("/")
-    if not provider or not model_id:
-        raise E.ConfigurationError(
-            f"model {model!r} is not 'pi/<provider>/<id>' (e.g. 'pi/anthropic/claude-sonnet-4-5'); "
-            "`aiipython models` lists the names pi knows"
-        )
-    return name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,7 +274,7 @@ def request_body(request: Any) -> dict[str, Any]:
 
 
 def _usage(raw: Mapping[str, Any] | None) -> Any:
-    """pi usage -> lm15 Usage; DESIGN.md "Usage numbers" (input counts cached tokens too)."""
+    """pi usage -> lm15 Usage; docs/protocol.md "POST /lm/complete" (input counts cached tokens too)."""
     counts = openai_usage(dict(raw or {}))
     reasoning = (raw or {}).get("reasoning")  # pi >= 0.87: the part of ``output`` spent thinking, when reported
     return lm15.Usage(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import LocalModelError
+from ._model_names import LOCAL_MODEL, LOCAL_MODEL_ID, LOCAL_PROVIDER
 from ._settings import Settings, load_settings
 from ._sidecar import Sidecar, SidecarStartFailure
 
@@ -40,12 +41,6 @@ __all__ = [
     "close_local_model",
 ]
 
-#: pi provider name under which the embedded model is registered.
-LOCAL_PROVIDER = "local"
-#: Model id the server answers to (its llama.cpp alias) and pi's model id.
-LOCAL_MODEL_ID = "smollm2-135m"
-#: The full ``provider/model`` name callers pass to ``make_lm`` and the gateway.
-LOCAL_MODEL = f"{LOCAL_PROVIDER}/{LOCAL_MODEL_ID}"
 #: Human-readable name shown by pi.
 LOCAL_MODEL_NAME = "SmolLM2 135M Instruct (embedded, llama.cpp)"
 #: Server ``n_ctx`` and pi ``contextWindow`` in tokens; must be 8192 (pi reserves ~4096 of it).
@@ -154,9 +149,10 @@ def provider_block(base_url: str, *, model_id: str = LOCAL_MODEL_ID, context_win
                    max_tokens: int = LOCAL_MAX_TOKENS, api_key: str = LOCAL_API_KEY) -> dict[str, Any]:
     """The local model as a pi provider block served at ``base_url`` (``.../v1``).
 
-    Values follow docs/LOCAL_MODEL.md "Declaring it to pi": ``contextWindow`` must equal the
-    server's ``n_ctx``, ``apiKey`` is the server's key (a literal: ``$``/``!`` are refused), usage
-    in streaming must stay on.
+    ``contextWindow`` must equal the server's ``n_ctx`` (pi keeps 4,096 tokens of it in reserve
+    for the answer: docs/protocol.md ``GET /models``), ``apiKey`` is the server's key (a literal:
+    ``$``/``!`` are refused; docs/protocol.md ``PUT /providers``), usage in streaming must stay on
+    (docs/local_model.md "Python API").
     """
     return {
         "api": "openai-completions",

@@ -25,8 +25,9 @@ from collections.abc import Sequence
 
 __all__ = ["main", "DEFAULT_ALIAS", "DEFAULT_CTX", "DEFAULT_THREADS", "DEFAULT_N_PREDICT"]
 
+#: The parent always passes ``--alias`` (aiipython._model_names.LOCAL_MODEL_ID); this is the CLI default.
 DEFAULT_ALIAS = "smollm2-135m"
-#: Context size in tokens. pi reserves ~4096 tokens of it for the answer (docs/LOCAL_MODEL.md).
+#: Context size in tokens. pi reserves ~4096 tokens of it for the answer (docs/protocol.md `GET /models`).
 DEFAULT_CTX = 8192
 #: ggml's thread pool spin-waits: more than one thread on 2 shared cores collapses throughput.
 DEFAULT_THREADS = 1

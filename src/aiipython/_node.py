@@ -49,7 +49,7 @@ __all__ = [
     "install_gateway",
 ]
 
-#: pi 0.75.1+ needs Node >= 22.19 (PI_NOTES.md).
+#: pi-coding-agent's ``engines.node`` (>= 22.19.0 since pi 0.75.1; docs/architecture.md "Node").
 MIN_NODE_VERSION = (22, 19, 0)
 _INSTALL_MARKER = ".aiipython-install-complete"
 _NPM_TAIL_LINES = 25

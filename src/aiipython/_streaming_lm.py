@@ -12,6 +12,7 @@ from typing import Any
 import dspy
 
 from ._errors import ConfigurationError
+from ._model_names import PI_PREFIX
 
 __all__ = ["StreamingLM"]
 
@@ -35,6 +36,6 @@ class StreamingLM(dspy.LM):
         if engine != "litellm":
             raise ConfigurationError(f"StreamingLM always uses engine='litellm', not {engine!r}; "
                                      "use dspy.LM for other engines")
-        if model.startswith("pi/"):
+        if model.startswith(PI_PREFIX):
             raise ConfigurationError(f"{model!r} is a Pi gateway name; use PiGatewayLM or make_lm(backend='pi')")
         super().__init__(model, engine="litellm", **kwargs)

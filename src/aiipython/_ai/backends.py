@@ -222,6 +222,7 @@ def resolve(model: str | None, backend: str | None, client: PiGatewayClient | No
     if found is not None:
         return found
     from .._factory import choose_backend  # noqa: PLC0415 - the one rule, shared with make_lm
+    from .._gateway_options import GatewayOptions  # noqa: PLC0415
 
     with _cache_lock:
         if cache is None:
@@ -231,8 +232,8 @@ def resolve(model: str | None, backend: str | None, client: PiGatewayClient | No
         if found is not None:
             return found
         wanted = (backend or os.environ.get("AIIPYTHON_LM_BACKEND") or "auto").strip().lower()
-        args = {"client": client} if client is not None and wanted != "litellm" else None
-        choice = choose_backend(model, backend=backend, gateway_args=args)
+        options = GatewayOptions(client=client) if client is not None and wanted != "litellm" else None
+        choice = choose_backend(model, backend=backend, gateway=options)
         chosen: Backend
         if choice.backend == "pi":
             from .._client import get_client  # noqa: PLC0415
