@@ -9,7 +9,7 @@
 // tell the two apart. The openai SDK retries 503 after `Retry-After`, and the Python client maps it
 // to a retryable error carrying `retry_after` (DSPy's retry waits that long).
 
-import { envelope, GatewayError } from "./errors.mjs";
+import { envelopeFor, GatewayError } from "./errors.mjs";
 
 /**
  * Defaults. One worker's throughput is flat from about 8 concurrent calls on (docs/benchmarks.md
@@ -203,7 +203,7 @@ function shed(admission, request, reply, err) {
     request.gw.errorType = err.type;
   }
   if (err.extra?.retry_after !== undefined) reply.header("retry-after", String(err.extra.retry_after));
-  return reply.code(err.statusCode).send(envelope(err, request.id));
+  return reply.code(err.statusCode).send(envelopeFor(request, err));
 }
 
 /** The admission limits for one process from the gateway's settings, split across `workers`. */

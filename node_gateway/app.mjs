@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import Fastify from "fastify";
 import { Admission, admitModelRoutes } from "./admission.mjs";
 import { AgentBus } from "./agent_bus.mjs";
-import { GatewayError, addSecret, envelope, redact, toGatewayError } from "./errors.mjs";
+import { GatewayError, addSecret, envelopeFor, redact, toGatewayError } from "./errors.mjs";
 import { LoginFlows } from "./login_flows.mjs";
 import healthRoutes from "./routes/health.mjs";
 import modelRoutes from "./routes/models.mjs";
@@ -15,7 +15,7 @@ import authRoutes from "./routes/auth.mjs";
 import authLoginRoutes from "./routes/auth_login.mjs";
 import lmRoutes from "./routes/lm.mjs";
 import providerRoutes from "./routes/providers.mjs";
-import agentRoutes from "./routes/v1/agents.mjs";
+import v1Routes from "./routes/v1/index.mjs";
 
 export const GATEWAY_VERSION = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
 export const DEFAULT_BODY_LIMIT = 52428800;
@@ -208,12 +208,12 @@ export function buildApp({
       reply.header("retry-after", String(Math.ceil(gerr.extra.retry_after)));
     }
     if (gerr.type === "request_too_large" || gerr.type === "shutting_down") reply.header("connection", "close");
-    reply.code(gerr.statusCode).send(envelope(gerr, request.id));
+    reply.code(gerr.statusCode).send(envelopeFor(request, gerr));
   });
 
   app.setNotFoundHandler((request, reply) => {
     request.gw.errorType = "not_found";
-    reply.code(404).send(envelope(new GatewayError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`), request.id));
+    reply.code(404).send(envelopeFor(request, new GatewayError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)));
   });
 
   admitModelRoutes(app, admission); // before the routes: /lm/* and /v1 model calls
@@ -224,6 +224,6 @@ export function buildApp({
   app.register(authLoginRoutes, routeOpts);
   app.register(lmRoutes, routeOpts);
   app.register(providerRoutes, routeOpts);
-  app.register(agentRoutes, routeOpts);
+  app.register(v1Routes, routeOpts); // /v1: the OpenAI-compatible API and the agent bus, one module per resource (routes/v1/)
   return app;
 }

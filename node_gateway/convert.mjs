@@ -6,7 +6,22 @@
 import { invalid } from "./errors.mjs";
 
 const BODY_KEYS = new Set(["model", "messages", "tools", "options"]);
-const OPTION_KEYS = new Set(["temperature", "max_tokens", "reasoning", "tool_choice", "stop", "session_id", "timeout_ms"]);
+const OPTION_KEYS = new Set([
+  "temperature",
+  "max_tokens",
+  "reasoning",
+  "tool_choice",
+  "stop",
+  "session_id",
+  "timeout_ms",
+  "top_p",
+  "seed",
+  "presence_penalty",
+  "frequency_penalty",
+  "response_format",
+  "user",
+  "parallel_tool_calls",
+]);
 const REASONING = new Set(["off", "minimal", "low", "medium", "high", "xhigh", "max"]);
 const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 /** Longest model name accepted (pi's longest ids are under 100 characters). */
@@ -330,18 +345,62 @@ function convertOptions(options) {
           throw invalid(`options.timeout_ms must be an integer between 1 and ${MAX_TIMEOUT_MS}`);
         }
         break;
+      case "top_p":
+        if (typeof v !== "number" || !(v >= 0 && v <= 1)) throw invalid("options.top_p must be a number from 0 to 1");
+        break;
+      case "seed":
+        if (!Number.isSafeInteger(v)) throw invalid("options.seed must be an integer");
+        break;
+      case "presence_penalty":
+      case "frequency_penalty":
+        if (typeof v !== "number" || !(v >= -2 && v <= 2)) throw invalid(`options.${key} must be a number from -2 to 2`);
+        break;
+      case "user":
+        if (typeof v !== "string" || !v) throw invalid("options.user must be a non-empty string");
+        break;
+      case "parallel_tool_calls":
+        if (typeof v !== "boolean") throw invalid("options.parallel_tool_calls must be true or false");
+        break;
+      case "response_format":
+        checkResponseFormat(v, "options.response_format");
+        break;
     }
     out[key] = v;
   }
   return out;
 }
 
+const SCHEMA_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * `{"type": "text"}`, `{"type": "json_object"}` or `{"type": "json_schema", "json_schema":
+ * {"name", "schema"?, "strict"?, "description"?}}` (OpenAI's response_format), else a 400.
+ */
+export function checkResponseFormat(v, where) {
+  if (!isObject(v)) throw invalid(`${where} must be an object such as {"type": "json_object"}`);
+  if (v.type === "text" || v.type === "json_object") {
+    checkKeys(v, new Set(["type"]), where);
+    return v;
+  }
+  if (v.type !== "json_schema") {
+    throw invalid(`${where}.type must be "text", "json_object" or "json_schema", not ${JSON.stringify(v.type)}`);
+  }
+  checkKeys(v, new Set(["type", "json_schema"]), where);
+  const js = v.json_schema;
+  if (!isObject(js)) throw invalid(`${where}.json_schema is required with type "json_schema" (name, schema, strict)`);
+  checkKeys(js, new Set(["name", "schema", "strict", "description"]), `${where}.json_schema`);
+  if (typeof js.name !== "string" || !SCHEMA_NAME.test(js.name)) {
+    throw invalid(`${where}.json_schema.name must be 1-64 letters, digits, "_" or "-"`);
+  }
+  if (js.schema != null && !isObject(js.schema)) throw invalid(`${where}.json_schema.schema must be a JSON schema object`);
+  if (js.strict != null && typeof js.strict !== "boolean") throw invalid(`${where}.json_schema.strict must be true or false`);
+  if (js.description != null && typeof js.description !== "string") throw invalid(`${where}.json_schema.description must be a string`);
+  return v;
+}
+
 // ---- pi events -> SSE ---------------------------------------------------------------------------
 
-/** One SSE frame. JSON.stringify escapes CR/LF, so the data is always one line. */
-export function sseFrame(type, data) {
-  return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
-}
+export { sseFrame } from "./sse.mjs"; // the frame format lives with the writer
 
 /** The deltas-only payload for a pi event (never the growing `partial`); done/error are built by the route. */
 export function eventData(ev, model) {

@@ -54,6 +54,53 @@ export function envelope(err, requestId) {
   return { error: body };
 }
 
+// The OpenAI-compatible routes (/v1/*) answer with OpenAI's envelope {"error": {"message",
+// "type", "param", "code"}}: the same statuses, `code` is the native type (OpenAI's own code where
+// one exists: "context_length_exceeded", "rate_limit_exceeded"), `type` OpenAI's category.
+const OPENAI_TYPES = {
+  unauthorized: "authentication_error",
+  forbidden: "permission_error",
+  provider_not_configured: "permission_error",
+  rate_limit: "rate_limit_error",
+  upstream_auth_error: "server_error",
+  upstream_error: "server_error",
+  shutting_down: "server_error",
+  overloaded: "server_error",
+  upstream_timeout: "timeout_error",
+  internal_error: "server_error",
+};
+const OPENAI_CODES = { context_window_exceeded: "context_length_exceeded", rate_limit: "rate_limit_exceeded" };
+
+/** The OpenAI-shaped envelope for an error (`param`: the request field at fault, or null). */
+export function openaiEnvelope(err, requestId) {
+  const { param = null, ...extra } = err.extra ?? {};
+  const body = {
+    message: err.message,
+    type: OPENAI_TYPES[err.type] ?? "invalid_request_error",
+    param,
+    code: OPENAI_CODES[err.type] ?? err.type,
+    request_id: requestId,
+  };
+  for (const key of Object.keys(extra)) {
+    if (extra[key] !== undefined) body[key] = extra[key];
+  }
+  return { error: body };
+}
+
+/**
+ * True for the OpenAI API's routes: /v1 and below, except the agent message bus (/v1/agents/*,
+ * not an OpenAI API: it keeps the native envelope).
+ */
+export function isOpenAIPath(url) {
+  if (!(url === "/v1" || url.startsWith("/v1/") || url.startsWith("/v1?"))) return false;
+  return !(url === "/v1/agents" || url.startsWith("/v1/agents/") || url.startsWith("/v1/agents?"));
+}
+
+/** The envelope a request gets: OpenAI's on /v1/*, the native one elsewhere. */
+export function envelopeFor(request, err) {
+  return isOpenAIPath(request.url) ? openaiEnvelope(err, request.id) : envelope(err, request.id);
+}
+
 // Fastify's own errors (body parsing, limits, routing) mapped onto the table.
 const FASTIFY_CODES = {
   FST_ERR_CTP_BODY_TOO_LARGE: ["request_too_large", null],
@@ -77,7 +124,11 @@ export function toGatewayError(err, bodyLimit) {
     return new GatewayError(mapped[0], mapped[1]);
   }
   if (err && err.validation) {
-    return invalid(describeValidation(err.validation, err.validationContext));
+    const e = err.validation[0];
+    const path = (e?.instancePath || "").replaceAll("/", ".").slice(1);
+    const field = e?.keyword === "required" ? e.params.missingProperty : e?.keyword === "additionalProperties" ? e.params.additionalProperty : null;
+    const param = [path, field].filter(Boolean).join(".") || null;
+    return invalid(describeValidation(err.validation, err.validationContext), param ? { param } : undefined);
   }
   if (err && (err instanceof SyntaxError || err.code === "FST_ERR_CTP_INVALID_JSON_BODY")) {
     return invalid("the body is not valid JSON");

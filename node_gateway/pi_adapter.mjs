@@ -7,7 +7,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { getSupportedThinkingLevels, isContextOverflow } from "@earendil-works/pi-ai";
+import { createAssistantMessageEventStream, getSupportedThinkingLevels, isContextOverflow } from "@earendil-works/pi-ai";
 import { getBuiltinProviders } from "@earendil-works/pi-ai/providers/all";
 // pi 1.6 has no other home for these: its own provider composer dispatches custom (models.json)
 // providers through this API registry, and the env var names live only here (docs/pi.md).
@@ -15,6 +15,7 @@ import { findEnvKeys, getApiProviders, registerApiProvider } from "@earendil-wor
 import * as openaiCompletions from "@earendil-works/pi-ai/api/openai-completions";
 import { checkModelName } from "./convert.mjs";
 import { GatewayError, addSecret, invalid, redact } from "./errors.mjs";
+import { ECHO_API, ECHO_BLOCK, ECHO_PROVIDER, makeEchoStream } from "./echo_provider.mjs";
 import { fastFetch } from "./fast_fetch.mjs";
 import { PROVIDER_ID as LITELLM, discoverLiteLLM, litellmSource } from "./litellm_proxy.mjs";
 import { GuardedCredentials, JsonFile } from "./pi_files.mjs";
@@ -37,9 +38,15 @@ registerApiProvider(
   { api: "openai-completions", stream: openaiCompletions.stream, streamSimple: openaiCompletions.streamSimple },
   "aiipython-gateway",
 );
+// The echo provider's API (echo_provider.mjs): registered like any other, reached through pi.
+const streamEcho = makeEchoStream(createAssistantMessageEventStream);
+registerApiProvider({ api: ECHO_API, stream: streamEcho, streamSimple: streamEcho }, "aiipython-gateway");
 
 /** pi-coding-agent's version, from its package.json (what pi itself reports). */
 export const PI_VERSION = JSON.parse(readFileSync(new URL("../package.json", CODING_AGENT_ENTRY), "utf8")).version;
+
+/** Native options written into the provider payload by the API's `params` (API_CAPS). */
+const PAYLOAD_OPTIONS = ["top_p", "seed", "presence_penalty", "frequency_penalty", "user", "parallel_tool_calls"];
 
 /** pi's thinking levels plus "off" (what options.reasoning accepts). */
 export const REASONING_LEVELS = ["off", "minimal", "low", "medium", "high", "xhigh", "max"];
@@ -57,11 +64,48 @@ export function defaultAgentDir(env = process.env) {
 // fetch, which lets the gateway see the upstream status and Retry-After.
 
 const openaiNamed = (name) => ({ type: "function", function: { name } });
+const set = (key) => (payload, value) => {
+  payload[key] = value;
+};
+const hasTools = (payload) => Array.isArray(payload.tools) && payload.tools.length > 0;
+
+// The sampling options and structured output beyond pi's own (temperature, maxTokens), each
+// written into the provider payload pi built (`onPayload`). An option missing from an API's
+// `params` cannot be carried to it: asking for it is a 400 naming it, never a silent drop.
+const openaiParams = {
+  top_p: set("top_p"),
+  seed: set("seed"),
+  presence_penalty: set("presence_penalty"),
+  frequency_penalty: set("frequency_penalty"),
+  user: set("user"),
+  parallel_tool_calls: (p, v) => {
+    if (hasTools(p)) p.parallel_tool_calls = v; // OpenAI refuses it without tools
+  },
+};
+const openaiFormat = (p, format) => {
+  p.response_format = format.type === "json_object" ? { type: "json_object" } : { type: "json_schema", json_schema: format.json_schema };
+};
+const responsesFormat = (p, format) => {
+  const f = format.type === "json_object" ? { type: "json_object" } : { type: "json_schema", ...format.json_schema };
+  p.text = { ...p.text, format: f };
+};
+const responsesParams = {
+  top_p: set("top_p"),
+  user: set("user"),
+  parallel_tool_calls: (p, v) => {
+    if (hasTools(p)) p.parallel_tool_calls = v;
+  },
+};
 const responsesCaps = {
   required: "required",
   named: (name) => ({ type: "function", name }),
   stop: null, // the Responses API has no stop parameter
+  params: responsesParams,
+  responseFormat: responsesFormat,
   fetch: true,
+};
+const googleConfig = (key) => (p, v) => {
+  p.config = { ...p.config, [key]: v };
 };
 const googleCaps = {
   required: "any",
@@ -72,6 +116,16 @@ const googleCaps = {
   stop: (payload, stop) => {
     payload.config = { ...payload.config, stopSequences: stop };
   },
+  params: {
+    top_p: googleConfig("topP"),
+    seed: googleConfig("seed"),
+    presence_penalty: googleConfig("presencePenalty"),
+    frequency_penalty: googleConfig("frequencyPenalty"),
+  },
+  responseFormat: (p, format) => {
+    p.config = { ...p.config, responseMimeType: "application/json" };
+    if (format.type === "json_schema") p.config.responseJsonSchema = format.json_schema.schema ?? {};
+  },
   fetch: false, // pi's Google adapters reject a custom fetch
 };
 const API_CAPS = {
@@ -81,17 +135,30 @@ const API_CAPS = {
     stop: (payload, stop) => {
       payload.stop = stop;
     },
+    params: openaiParams,
+    responseFormat: openaiFormat,
     fetch: true,
   },
   "openai-responses": responsesCaps,
   "azure-openai-responses": responsesCaps,
-  "openai-codex-responses": responsesCaps,
+  // ChatGPT's subscription backend accepts a narrower request than the public Responses API.
+  "openai-codex-responses": { ...responsesCaps, params: {}, responseFormat: null },
   "anthropic-messages": {
     required: "any",
     named: (name) => ({ type: "tool", name }),
     stop: (payload, stop) => {
       payload.stop_sequences = stop;
     },
+    params: {
+      top_p: set("top_p"),
+      user: (p, v) => {
+        p.metadata = { ...p.metadata, user_id: v };
+      },
+      parallel_tool_calls: (p, v) => {
+        if (hasTools(p) && v === false) p.tool_choice = { type: "auto", ...p.tool_choice, disable_parallel_tool_use: true };
+      },
+    },
+    responseFormat: null,
     fetch: true,
   },
   "bedrock-converse-stream": {
@@ -100,6 +167,12 @@ const API_CAPS = {
     stop: (payload, stop) => {
       payload.inferenceConfig = { ...payload.inferenceConfig, stopSequences: stop };
     },
+    params: {
+      top_p: (p, v) => {
+        p.inferenceConfig = { ...p.inferenceConfig, topP: v };
+      },
+    },
+    responseFormat: null,
     fetch: false,
   },
   "google-generative-ai": googleCaps,
@@ -110,10 +183,49 @@ const API_CAPS = {
     stop: (payload, stop) => {
       payload.stop = stop;
     },
+    // pi builds Mistral's payload in camelCase and renames the top-level keys on the wire
+    params: {
+      top_p: set("topP"),
+      seed: set("randomSeed"),
+      presence_penalty: set("presencePenalty"),
+      frequency_penalty: set("frequencyPenalty"),
+      parallel_tool_calls: (p, v) => {
+        if (hasTools(p)) p.parallelToolCalls = v;
+      },
+    },
+    responseFormat: (p, format) => {
+      p.responseFormat = format.type === "json_object" ? { type: "json_object" } : { type: "json_schema", json_schema: format.json_schema };
+    },
     fetch: true,
   },
+  // echo_provider.mjs: deterministic, so sampling options have nothing to change; stop cuts the echo
+  [ECHO_API]: {
+    required: null,
+    named: null,
+    stop: (payload, stop) => {
+      payload.stop = stop;
+    },
+    params: { top_p: noop, seed: noop, presence_penalty: noop, frequency_penalty: noop, user: noop, parallel_tool_calls: noop },
+    responseFormat: null,
+    fetch: false,
+  },
 };
-const UNKNOWN_API_CAPS = { required: null, named: null, stop: null, fetch: false };
+function noop() {}
+const UNKNOWN_API_CAPS = { required: null, named: null, stop: null, params: {}, responseFormat: null, fetch: false };
+
+/** Native option names (convert.mjs) carried by pi's own call options, for every API. */
+const BASE_OPTIONS = ["temperature", "max_tokens", "tool_choice", "session_id", "timeout_ms"];
+
+/** The native options `model`'s API can carry (GET /models `options`). */
+export function carriedOptions(model) {
+  const caps = API_CAPS[model.api] ?? UNKNOWN_API_CAPS;
+  const out = [...BASE_OPTIONS];
+  if (model.reasoning) out.push("reasoning");
+  if (caps.stop) out.push("stop");
+  out.push(...Object.keys(caps.params));
+  if (caps.responseFormat) out.push("response_format");
+  return out;
+}
 
 // ---- extra providers (models.json provider blocks registered at run time) -----------------------
 
@@ -208,6 +320,7 @@ export async function createAdapter({ agentDir = defaultAgentDir(), providers = 
     allowModelNetwork: false,
   });
   const adapter = new PiAdapter(runtime, { agentDir, authFile });
+  await adapter.registerEcho();
   // A `litellm` block without models names a LiteLLM proxy to discover, not a provider to register.
   const { [LITELLM]: litellmBlock, ...rest } = providers ?? {};
   const source = litellmSource(env, litellmBlock);
@@ -282,6 +395,13 @@ export class PiAdapter {
       await this.runtime.refresh({ allowNetwork: false });
       this.invalidate();
     }
+  }
+
+  /** Register the echo provider (echo_provider.mjs): always listed, no network, no credentials. */
+  async registerEcho() {
+    this.runtime.registerProvider(ECHO_PROVIDER, providerConfigFromModelsJson(ECHO_PROVIDER, ECHO_BLOCK));
+    await this.runtime.refresh({ allowNetwork: false });
+    this.invalidate();
   }
 
   /** Register a ready-made pi Provider (tests: pi's faux provider). */
@@ -486,6 +606,18 @@ export class PiAdapter {
         } else throw unsupported("options.tool_choice naming a function", model);
       }
     }
+    for (const key of PAYLOAD_OPTIONS) {
+      if (opts[key] === undefined) continue;
+      const edit = caps.params[key];
+      if (!edit) throw unsupported(`options.${key}`, model);
+      const value = opts[key];
+      (payloadEdits ??= []).push((p) => edit(p, value));
+    }
+    const format = opts.response_format;
+    if (format !== undefined && format.type !== "text") {
+      if (!caps.responseFormat) throw unsupported(`options.response_format ${JSON.stringify(format.type)}`, model);
+      (payloadEdits ??= []).push((p) => caps.responseFormat(p, format));
+    }
     if (opts.stop !== undefined) {
       const stop = typeof opts.stop === "string" ? [opts.stop] : opts.stop;
       if (stop.length > 0) {
@@ -545,6 +677,7 @@ export class PiAdapter {
         cache_write: m.cost.cacheWrite,
       },
       available: rt.hasConfiguredAuth(m.provider),
+      options: carriedOptions(m),
     }));
   }
 

@@ -10,6 +10,8 @@
 //
 // The behaviour is chosen by the request's `model` (any other id gets the normal reply):
 //   tool-call                 streams one tool call get_weather({"city": "Paris"}), finish "tool_calls"
+//   reasoning                 streams reasoning_content "Thinking it over." then the text; usage
+//                             reports completion_tokens_details.reasoning_tokens = 4
 //   fail-500 | rate-429 | auth-401 | overflow-400    that HTTP error (429 carries Retry-After: 7)
 //   echo-key-401              401 whose body echoes the Authorization header it received
 //   echo-key-after-content    one good text chunk, then an SSE error event echoing the Authorization header
@@ -71,6 +73,16 @@ function toolCallStream(model, usage) {
   out += data(chunk(model, { tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }));
   out += data(chunk(model, {}, "tool_calls"));
   out += data({ id: "chatcmpl-fake", object: "chat.completion.chunk", created: 1763780000, model, choices: [], usage: usageBlock(usage) });
+  return `${out}data: [DONE]\n\n`;
+}
+
+function reasoningStream(model, text, usage) {
+  let out = data(chunk(model, { role: "assistant", reasoning_content: "Thinking " }));
+  out += data(chunk(model, { reasoning_content: "it over." }));
+  out += data(chunk(model, { content: text }));
+  out += data(chunk(model, {}, "stop"));
+  const u = { ...usageBlock(usage), completion_tokens_details: { reasoning_tokens: 4 } };
+  out += data({ id: "chatcmpl-fake", object: "chat.completion.chunk", created: 1763780000, model, choices: [], usage: u });
   return `${out}data: [DONE]\n\n`;
 }
 
@@ -218,6 +230,10 @@ export async function startFakeUpstream({
       case "tool-call":
         res.writeHead(200, SSE_HEADERS);
         res.end(toolCallStream(model, usage));
+        return;
+      case "reasoning":
+        res.writeHead(200, SSE_HEADERS);
+        res.end(reasoningStream(model, text, usage));
         return;
       default:
         if (body.stream === false) {

@@ -1,0 +1,2 @@
+// POST /v1/responses (docs/openai.md): not yet implemented.
+export default async function responseRoutes() {}
