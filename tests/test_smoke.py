@@ -83,4 +83,4 @@ def test_smoke_unknown_provider_is_one_clear_line(fake_upstream: FakeUpstream, t
     out = _run("smoke", "--provider", "nope", agent=agent, local=False)
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
-    assert "provider 'nope' has no credentials" in out.stderr and "broken, fake" in out.stderr
+    assert "provider 'nope' has no credentials" in out.stderr and "broken, echo, fake" in out.stderr
