@@ -105,12 +105,12 @@ def _providers(env: Mapping[str, str]) -> Mapping[str, Any] | None:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValueError(
+        raise ConfigurationError(
             f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; give {_PROVIDERS_SHAPE}"
         ) from None
     providers = value.get("providers") if isinstance(value, dict) else None
     if not isinstance(providers, dict) or not all(isinstance(block, dict) for block in providers.values()):
-        raise ValueError(f"{name} must be {_PROVIDERS_SHAPE}")
+        raise ConfigurationError(f"{name} must be {_PROVIDERS_SHAPE}")
     return providers
 
 
@@ -202,8 +202,6 @@ def gateway_env(
     providers = dict(settings.gateway_providers or {})
     for provider_id, block in (embedded_providers or {}).items():
         if provider_id in providers:
-            from ._errors import ConfigurationError
-
             raise ConfigurationError(
                 f'AIIPYTHON_GATEWAY_PROVIDERS defines provider "{provider_id}", the embedded local model\'s id: '
                 "give your provider another id, or set AIIPYTHON_LOCAL_MODEL=off to run without the embedded model"
