@@ -260,6 +260,7 @@ def test_user_providers_env_reaches_a_spawned_gateway_with_the_embedded_model(
     # the same id as the embedded model is refused before anything starts, naming both ways out
     if local_offered:
         clash = load_settings(dict(env, AIIPYTHON_GATEWAY_PROVIDERS=json.dumps({"providers": {"local": block}})))
-        with pytest.raises(aiipython.ConfigurationError, match='defines provider "local".*AIIPYTHON_LOCAL_MODEL=off') as info:
+        with pytest.raises(aiipython.ConfigurationError,
+                           match='defines provider "local".*AIIPYTHON_LOCAL_MODEL=off') as info:
             start_gateway(clash)
         assert key not in str(info.value)

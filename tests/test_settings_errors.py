@@ -50,12 +50,14 @@ def test_user_provider_blocks_are_merged_with_the_embedded_model_never_dropped()
     assert "AIIPYTHON_GATEWAY_PROVIDERS" not in gateway_env(load_settings({}), token="tok")
 
     clash = load_settings({"AIIPYTHON_GATEWAY_PROVIDERS": json.dumps({"providers": {"local": mine}})})
-    with pytest.raises(aiipython.ConfigurationError, match='defines provider "local", the embedded local model') as info:
+    with pytest.raises(aiipython.ConfigurationError,
+                       match='defines provider "local", the embedded local model') as info:
         gateway_env(clash, token="tok", embedded_providers={"local": local})
     assert key not in str(info.value)
 
     broken = '{"providers": {"mine": {"apiKey": "' + key + '"'
-    with pytest.raises(ValueError, match=r"AIIPYTHON_GATEWAY_PROVIDERS is not valid JSON: .* at line 1 column \d+") as err:
+    with pytest.raises(ValueError,
+                       match=r"AIIPYTHON_GATEWAY_PROVIDERS is not valid JSON: .* at line 1 column \d+") as err:
         load_settings({"AIIPYTHON_GATEWAY_PROVIDERS": broken})
     assert key not in str(err.value)
     for wrong in ('[]', '{"mine": {}}', '{"providers": {"mine": "' + key + '"}}'):
