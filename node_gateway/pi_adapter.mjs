@@ -12,7 +12,6 @@ import { getBuiltinProviders } from "@earendil-works/pi-ai/providers/all";
 // pi 1.6 has no other home for these: its own provider composer dispatches custom (models.json)
 // providers through this API registry, and the env var names live only here (docs/pi.md).
 import { findEnvKeys, getApiProviders, registerApiProvider } from "@earendil-works/pi-ai/compat";
-import * as openaiCompletions from "@earendil-works/pi-ai/api/openai-completions";
 import { checkModelName } from "./convert.mjs";
 import { GatewayError, addSecret, invalid, redact } from "./errors.mjs";
 import { ECHO_API, ECHO_BLOCK, ECHO_PROVIDER, makeEchoStream } from "./echo_provider.mjs";
@@ -33,9 +32,24 @@ const [{ ModelRuntime, CredentialSynchronizationError }, { AuthStorage }, { Sett
 
 // Custom (models.json / run-time) providers reach their API through pi's API registry, whose
 // entries import the implementation on every call (`import()` costs tens of µs per request).
-// Register openai-completions (the local model's and most custom providers' API) eagerly.
+// openai-completions (the local model's and most custom providers' API) is registered with a
+// wrapper that imports it on its first call (the OpenAI SDK, about 8 MB, is not loaded at idle)
+// and calls it directly after that.
+let openaiCompletions = null;
+const loadOpenaiCompletions = () =>
+  import("@earendil-works/pi-ai/api/openai-completions").then((m) => (openaiCompletions = m));
 registerApiProvider(
-  { api: "openai-completions", stream: openaiCompletions.stream, streamSimple: openaiCompletions.streamSimple },
+  {
+    api: "openai-completions",
+    stream: (model, context, options) =>
+      openaiCompletions
+        ? openaiCompletions.stream(model, context, options)
+        : loadOpenaiCompletions().then((m) => m.stream(model, context, options)),
+    streamSimple: (model, context, options) =>
+      openaiCompletions
+        ? openaiCompletions.streamSimple(model, context, options)
+        : loadOpenaiCompletions().then((m) => m.streamSimple(model, context, options)),
+  },
   "aiipython-gateway",
 );
 // The echo provider's API (echo_provider.mjs): registered like any other, reached through pi.
