@@ -179,3 +179,60 @@ def test_the_gateway_token_is_required(gateway: Any) -> None:
     with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="wrong-token", max_retries=0) as bad:
         with pytest.raises(openai.AuthenticationError):
             bad.models.list()
+
+
+def test_responses_non_streaming(oai: openai.OpenAI, fake_upstream: Any) -> None:
+    fake_upstream.enqueue(Reply("Paris.", reasoning="The capital of France.", prompt_tokens=20, completion_tokens=4))
+    resp = oai.responses.create(model=FAKE, input="Capital of France?", instructions="Be brief.")
+    assert (resp.object, resp.status, resp.model) == ("response", "completed", FAKE)
+    assert resp.output_text == "Paris."
+    assert [item.type for item in resp.output] == ["reasoning", "message"]
+    reasoning = resp.output[0]
+    assert reasoning.type == "reasoning" and reasoning.content is not None
+    assert reasoning.content[0].text == "The capital of France."
+    assert resp.usage is not None
+    assert (resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.total_tokens) == (20, 4, 24)
+    (sent,) = fake_upstream.requests
+    assert [m["role"] for m in sent["messages"]] == ["system", "user"]
+
+
+def test_responses_streaming_event_order(oai: openai.OpenAI, fake_upstream: Any) -> None:
+    fake_upstream.enqueue(Reply("one two three"))
+    events = list(oai.responses.create(model=FAKE, input="Count.", stream=True))
+    types = [e.type for e in events]
+    deltas = types.count("response.output_text.delta")
+    assert deltas == 3
+    assert types == ["response.created", "response.in_progress", "response.output_item.added",
+                     "response.content_part.added", *["response.output_text.delta"] * deltas,
+                     "response.output_text.done", "response.content_part.done", "response.output_item.done",
+                     "response.completed"]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    completed = events[-1]
+    assert completed.type == "response.completed"
+    assert completed.response.output_text == "one two three"
+    assert completed.response.usage is not None and completed.response.usage.output_tokens == 3
+
+
+def test_responses_function_call_round_trip(oai: openai.OpenAI, fake_upstream: Any) -> None:
+    tools: list[Any] = [{"type": "function", "name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}, "strict": None}]
+    call_7 = {"id": "call_7", "name": "get_weather", "arguments": {"city": "Paris"}}
+    fake_upstream.enqueue(Reply("", tool_calls=[call_7]), Reply("Sunny."))
+    first = oai.responses.create(model=FAKE, input="Weather in Paris?", tools=tools)
+    (call,) = first.output
+    assert call.type == "function_call"
+    assert (call.call_id, call.name, json.loads(call.arguments)) == ("call_7", "get_weather", {"city": "Paris"})
+    second = oai.responses.create(model=FAKE, tools=tools, input=[
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21 C"},
+    ])
+    assert second.output_text == "Sunny."
+    assert any(m["role"] == "tool" for m in fake_upstream.requests[1]["messages"])
+
+
+def test_responses_refuse_stored_state(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        oai.responses.create(model=FAKE, input="hi", previous_response_id="resp_123")
+    assert info.value.param == "previous_response_id"
+    assert "stores nothing" in str(info.value)
