@@ -191,3 +191,39 @@ def test_response_not_json_is_protocol_error(server: HTTPServer, api: PiGatewayC
     server.expect_request("/health").respond_with_response(Response("not json", status=200))
     with pytest.raises(aiipython.GatewayProtocolError):
         api.health()
+
+
+def test_register_providers_puts_the_blocks_with_the_admin_token(server: HTTPServer, api: PiGatewayClient) -> None:
+    block = {"api": "openai-completions", "baseUrl": "http://127.0.0.1:1/v1", "apiKey": "k", "models": []}
+    server.expect_oneshot_request("/providers", method="PUT", json={"providers": {"local": block}},
+                                  headers={"authorization": f"Bearer {TOKEN}"}).respond_with_json(
+        {"ok": True, "providers": ["local"]})
+    assert api.register_providers({"local": block}) == {"ok": True, "providers": ["local"]}
+    server.expect_oneshot_request("/providers", method="PUT").respond_with_data(
+        _envelope("forbidden", "this route needs the admin token"), status=403, content_type="application/json")
+    with pytest.raises(aiipython.PermissionDeniedError, match="admin token"):
+        api.register_providers({"local": block})
+
+
+def test_local_model_registration_that_cannot_connect_raises_the_typed_error(
+        server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gateway.ensure_model registers the started local model through PiGatewayClient, so a
+    gateway that cannot be reached is a GatewayExitedError, not a raw httpx error."""
+    from aiipython import _local_model
+    from aiipython._gateway import Gateway
+    from aiipython._settings import load_settings
+
+    class StartedServer:  # the llama.cpp server itself is not what this test is about
+        def alive(self) -> bool:
+            return True
+
+        def provider_config(self) -> dict[str, object]:
+            return {"api": "openai-completions", "baseUrl": "http://127.0.0.1:1/v1", "apiKey": "k", "models": []}
+
+    monkeypatch.setattr(_local_model, "get_local_model", lambda settings=None: StartedServer())
+    url = server.url_for("").rstrip("/")
+    server.stop()  # nothing listens there any more
+    gateway = Gateway(url, TOKEN, admin_token="admin-" + TOKEN, local_offered=True, settings=load_settings({}))
+    with pytest.raises(aiipython.GatewayExitedError) as caught:
+        gateway.ensure_model("local/smollm2-135m")
+    assert TOKEN not in str(caught.value) and gateway.local_model is None

@@ -30,6 +30,7 @@ from ._errors import (
     GatewayClosedError,
     GatewayExitedError,
     GatewayProtocolError,
+    PermissionDeniedError,
     UpstreamTimeoutError,
     error_from_envelope,
 )
@@ -344,19 +345,38 @@ class PiGatewayClient:
 
     # -- sync API ------------------------------------------------------------------------------
 
-    def _get(self, path: str) -> dict[str, Any]:
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                 admin: bool = False) -> dict[str, Any]:
+        """A non-model call (``GET``, or the idempotent ``PUT /providers``), sent once more when it
+        provably never reached the gateway. ``admin``: with the admin token (:meth:`_admin_token`)."""
         for first in (True, False):
             url, token, gateway = self._target()
+            bearer = self._admin_token(gateway, token) if admin else token
             timeout = self._timeouts()
             try:
                 with self._translate(gateway, timeout, resend=first):
-                    response = self._sync().get(url + path, headers={"authorization": f"Bearer {token}"},
-                                                timeout=timeout)
+                    response = self._sync().request(method, url + path, json=body, timeout=timeout,
+                                                    headers={"authorization": f"Bearer {bearer}"})
             except NotDelivered as failure:
                 self._settle(gateway, failure)
                 continue
-            return self._decode(response, token)
+            return self._decode(response, bearer)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _admin_token(gateway: Gateway | None, token: str) -> str:
+        """The token for admin-only routes: the admin token of a gateway this process spawned, or
+        the token this client was given (``url``/``token``; the admin token from running.json)."""
+        if gateway is None:
+            return token
+        if gateway.admin_token is None:
+            raise PermissionDeniedError(
+                f"the gateway at {gateway.url} was not started by this process, so its admin token is unknown; "
+                "admin-only routes (PUT /providers) need PiGatewayClient(url=..., token=<its admin token>)")
+        return gateway.admin_token
+
+    def _get(self, path: str) -> dict[str, Any]:
+        return self._request("GET", path)
 
     def health(self) -> dict[str, Any]:
         """``GET /health``: ``{"ok", "pid", "uptime_s", "version", "pi_version", "node_version"}``."""
@@ -373,6 +393,21 @@ class PiGatewayClient:
     def auth_status(self) -> dict[str, Any]:
         """``GET /auth/status``: ``{"providers": [{"provider", "configured", "source", ...}]}``; no secrets."""
         return self._get("/auth/status")
+
+    def register_providers(self, providers: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /providers`` (admin-only): register or replace run-time providers, models.json
+        blocks by provider name (docs/protocol.md "PUT /providers"); all or nothing.
+
+        Returns:
+            The gateway's reply (``{"ok": true, "providers": [...]}``).
+
+        Raises:
+            PermissionDeniedError: no admin token (a gateway this process did not start, or a
+                client token given as ``token``).
+            InvalidRequestError: a block the gateway refuses (the message names the field).
+            GatewayExitedError: the gateway could not be reached.
+        """
+        return self._request("PUT", "/providers", {"providers": providers}, admin=True)
 
     def complete(
         self,

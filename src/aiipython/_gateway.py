@@ -24,7 +24,6 @@ from ._errors import (
     ConfigurationError,
     GatewayStartError,
     LocalModelError,
-    error_from_envelope,
 )
 from ._model_names import LOCAL_PROVIDER, is_local
 from ._settings import Settings, gateway_env, load_settings
@@ -108,28 +107,20 @@ class Gateway:
 
         Raises:
             LocalModelError: the local model's server did not start.
-            GatewayError: the gateway refused the registration.
+            GatewayError: the registration failed (``PiGatewayClient.register_providers``'s
+                errors: ``GatewayExitedError`` when the gateway cannot be reached, ...).
         """
         if not self.needs_local_start(model):
             return
         with self._local_lock:
             if not self.needs_local_start(model):
                 return
-            import httpx
-
             from . import _local_model
+            from ._client import PiGatewayClient
 
             server = _local_model.get_local_model(self._settings)
-            body = {"providers": {LOCAL_PROVIDER: server.provider_config()}}
-            response = httpx.put(f"{self.url}/providers", json=body, timeout=30.0,
-                                 headers={"authorization": f"Bearer {self.admin_token}"})
-            if response.status_code != 200:
-                try:
-                    envelope = response.json()
-                except ValueError:
-                    envelope = None
-                raise error_from_envelope(response.status_code, envelope,
-                                          secrets=(self.token, self.admin_token or ""))
+            with PiGatewayClient(gateway=self, timeout=30.0) as client:
+                client.register_providers({LOCAL_PROVIDER: server.provider_config()})
             self._local_model = server
 
     def wait(self, timeout: float | None = None) -> int | None:

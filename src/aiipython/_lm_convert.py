@@ -38,17 +38,8 @@ _CONFIG_DEFAULTS = {"stop": (), "extensions": None}
 
 
 def lm15_error(exc: Exception) -> Exception | None:
-    """The ``dspy.lm15`` error for an aiipython/httpx failure, or None to let it through."""
-    import httpx
-
-    if isinstance(exc, lm15.LM15Error):
-        return None
-    if isinstance(exc, httpx.TransportError):
-        # The client should have mapped it; never copy its text (it may hold a URL with a token).
-        unreachable: Exception = lm15.TransportError(
-            f"could not reach the Pi gateway ({type(exc).__name__})", provider="pi"
-        )
-        return unreachable
+    """The ``dspy.lm15`` error for an aiipython failure, or None to let it through (every HTTP
+    failure reaches here as an aiipython error: ``PiGatewayClient`` translates them all)."""
     if not isinstance(exc, E.AiipythonError):
         return None
     meta: dict[str, Any] = {
