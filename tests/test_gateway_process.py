@@ -106,17 +106,22 @@ def test_stopped_at_interpreter_exit() -> None:
     assert gone_within(int(out.strip()), 2)
 
 
-def test_sigkilled_parent_leaves_no_node_behind() -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigkilled_parent_leaves_no_node_behind(workers: str) -> None:
+    # With workers (AIIPYTHON_GATEWAY_WORKERS=2) the whole group goes: the primary sees stdin EOF,
+    # and each worker ends with its IPC channel to the primary (issue 17).
     proc = _python("""
         import sys, aiipython
         print(aiipython.get_gateway().pid, flush=True)
         sys.stdin.read()
-    """, dict(os.environ))
+    """, dict(os.environ, AIIPYTHON_GATEWAY_WORKERS=workers))
     assert proc.stdout is not None
     with subreaper() as reaping:
         pid = int(proc.stdout.readline())
         node = psutil.Process(pid)
         assert node.ppid() == proc.pid
+        workers_pids = [child.pid for child in node.children()]
+        assert len(workers_pids) == (2 if workers == "2" else 0)
         proc.kill()
         proc.communicate()
         if reaping:  # the orphan is now our child: wait() reaps it and gives its exit code
@@ -124,6 +129,8 @@ def test_sigkilled_parent_leaves_no_node_behind() -> None:
             assert code is not None and code >= 0, f"the gateway was killed by signal {code}, not its own exit"
         else:
             assert gone_within(pid, 2), "the gateway outlived its SIGKILLed parent"
+        for worker in workers_pids:  # reparented to us (or init) when the primary ended
+            assert gone_within(worker, 5), f"worker {worker} outlived the SIGKILLed parent"
 
 
 def test_two_cold_processes_install_once(tmp_path: Path) -> None:
