@@ -150,12 +150,14 @@ async function serve() {
   });
 
   let stopping = false;
+  let stopAccepting = () => {};
   async function shutdown(why) {
     if (stopping) return;
     stopping = true;
     logger.info({ event: "shutdown", reason: why });
     setTimeout(() => process.exit(0), SHUTDOWN_DEADLINE_MS).unref();
     try {
+      stopAccepting();
       await app.gateway.shutdown();
     } catch (err) {
       logger.error({ event: "shutdown_error", message: String(err?.message ?? err) });
@@ -175,7 +177,12 @@ async function serve() {
 
   let address;
   try {
-    address = await app.listen({ host: settings.host, port: settings.port });
+    // Several listening sockets: a burst of new connections is accepted in a few event-loop
+    // turns, not one per turn (acceptors.mjs). A worker's connections come from its primary.
+    const { listenWithAcceptors } = await import("./acceptors.mjs");
+    const listening = await listenWithAcceptors(app, { host: settings.host, port: settings.port, acceptors: isWorker ? 1 : undefined });
+    address = listening.address;
+    stopAccepting = listening.close;
   } catch (err) {
     fail(`cannot listen on ${settings.host}:${settings.port}: ${err.message}`);
   }
