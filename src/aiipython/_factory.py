@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _errors as E
 from ._gateway_options import GatewayOptions, GatewayTarget, LMClient
-from ._model_names import LOCAL_MODEL, LOCAL_PROVIDER, strip_pi_prefix
+from ._model_names import ECHO_PROVIDER, LOCAL_MODEL, LOCAL_PROVIDER, strip_pi_prefix
 from ._settings import BACKENDS, load_settings
 
 if TYPE_CHECKING:
@@ -194,7 +194,8 @@ def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tup
         full = f"{default['provider']}/{default['id']}"
         return full, by_name[full]
     available = [full for full, m in by_name.items() if m.get("available")]
-    cloud = [full for full in available if not full.startswith(f"{LOCAL_PROVIDER}/")]
+    not_cloud = (f"{LOCAL_PROVIDER}/", f"{ECHO_PROVIDER}/")  # echo answers only when named
+    cloud = [full for full in available if not full.startswith(not_cloud)]
     local = [full for full in by_name if full.startswith(f"{LOCAL_PROVIDER}/")]
     for candidates in (cloud, [LOCAL_MODEL] if LOCAL_MODEL in by_name else [], local):
         if candidates:

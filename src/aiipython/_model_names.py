@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from ._errors import ConfigurationError
 
-__all__ = ["PI_PREFIX", "LOCAL_PROVIDER", "LOCAL_MODEL_ID", "LOCAL_MODEL", "strip_pi_prefix", "pi_model_name",
-           "dspy_model_name", "is_local"]
+__all__ = ["PI_PREFIX", "ECHO_PROVIDER", "LOCAL_PROVIDER", "LOCAL_MODEL_ID", "LOCAL_MODEL", "strip_pi_prefix",
+           "pi_model_name", "dspy_model_name", "is_local"]
 
 #: What every PiGatewayLM model string starts with: ``pi/<provider>/<id>`` (a LiteLLM-style name).
 PI_PREFIX = "pi/"
+#: The gateway's echo provider (node_gateway/echo_provider.mjs): always available, never a default
+#: model (it only repeats the prompt; a client is pointed at it on purpose, for bring-up and tests).
+ECHO_PROVIDER = "echo"
 #: pi's provider name of the embedded local model.
 LOCAL_PROVIDER = "local"
 #: Its model id: pi's id and the llama.cpp server's alias.
