@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { checkModelName, checkResponseFormat, convertRequest, MAX_DEPTH, tooDeep } from "./convert.mjs";
 import { GatewayError, invalid } from "./errors.mjs";
 
-const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+export const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const describe = (v) => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v);
 
 /** A fresh id with OpenAI's prefix convention (`chatcmpl-`, `resp_`, `msg_`, `fc_`, ...). */
@@ -120,9 +120,11 @@ export const CHAT_OPTION_NAMES = Object.freeze({
   session_id: "prompt_cache_key",
 });
 
-const bad = (param, message) => invalid(message, { param });
+/** A 400 naming the request field `param`. */
+export const bad = (param, message) => invalid(message, { param });
 
-function number(body, key, min, max) {
+/** `body[key]`: absent, or a finite number in [min, max] (else a 400 naming `key`). */
+export function number(body, key, min, max) {
   const v = body[key];
   if (v == null) return undefined;
   if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {

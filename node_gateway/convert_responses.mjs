@@ -5,11 +5,7 @@
 // `store: true`, `conversation` and item references are a 400 saying so.
 
 import { checkResponseFormat } from "./convert.mjs";
-import { REASONING_EFFORT, checkV1Body, convertChat, newId, v1Error } from "./convert_openai.mjs";
-import { invalid } from "./errors.mjs";
-
-const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-const bad = (param, message) => invalid(message, { param });
+import { REASONING_EFFORT, bad, checkV1Body, convertChat, isObject, newId, number, v1Error } from "./convert_openai.mjs";
 
 const NOTHING_STORED = "the gateway stores nothing";
 /** Known parameters of POST /v1/responses that cannot be honoured when set (not null). */
@@ -57,15 +53,6 @@ export const RESPONSES_OPTION_NAMES = Object.freeze({
   session_id: "prompt_cache_key",
   response_format: "text.format",
 });
-
-function number(body, key, min, max) {
-  const v = body[key];
-  if (v == null) return undefined;
-  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
-    throw bad(key, `${key} must be a number from ${min} to ${max}, not ${JSON.stringify(v)}`);
-  }
-  return v;
-}
 
 // ---- input items -> chat messages ----------------------------------------------------------------
 

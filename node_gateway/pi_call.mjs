@@ -4,6 +4,7 @@
 // classify a failed message (pi's stopReason "error" | "aborted") into the error table.
 
 import { addSecret, classifyFailure, GatewayError, invalid } from "./errors.mjs";
+import { SseWriter } from "./sse.mjs";
 
 /** One upstream call's lifetime: timeout timer, abort reason, membership of the in-flight set. */
 export class Call {
@@ -84,6 +85,21 @@ export class PiCaller {
     return { model, context, piOptions, usesFetch, apiKey, timeoutMs: options.timeout_ms ?? this.defaultTimeoutMs };
   }
 
+  /**
+   * Resolve `name`, convert the route's request with `convert(model)` -> `{context, options,
+   * toolNames}` and prepare the call: what every model route does before anything is sent
+   * upstream. `mapError` rewrites a refused option into the route's own wording (the /v1 names).
+   */
+  async prepareRequest(request, name, convert, { apiKey = undefined, mapError = (err) => err } = {}) {
+    const model = await this.resolve(request, name);
+    const { context, options, toolNames } = convert(model);
+    try {
+      return this.prepare(model, context, options, toolNames, { apiKey });
+    } catch (err) {
+      throw mapError(err);
+    }
+  }
+
   /** Start the call's clock, check credentials (403 if none), then start pi's stream. */
   async start(request, prepared) {
     if (this.state.shuttingDown) throw new GatewayError("shutting_down", "the gateway is shutting down");
@@ -102,7 +118,7 @@ export class PiCaller {
       timeoutMs: prepared.timeoutMs,
       usesFetch: prepared.usesFetch,
     });
-    return { call, events, wire, t0: performance.now() };
+    return { call, events, wire, model: prepared.model, t0: performance.now() };
   }
 
   /**
@@ -135,5 +151,67 @@ export class PiCaller {
       overflow: message?.stopReason === "error" && this.adapter.isOverflow(message, model),
       notConfiguredMessage: () => this.adapter.notConfiguredMessage(model.provider),
     });
+  }
+  /**
+   * Stream a started call to the client as SSE: the one event loop of every streaming route.
+   * `frames` turns pi's events into the route's serialised frames (arrays of strings):
+   * `opening()` before the first content (headers and pi's start event leave with it), `next(ev)`
+   * per content event, `done(ev)` at the end, `failed(err, ev)` for a failure after content.
+   * A failure before any content, or a stream that ends without done/error, throws the classified
+   * GatewayError (an ordinary error response); a client that went away gets nothing (hijack).
+   */
+  async pump(request, reply, started, frames) {
+    const { call, events } = started;
+    const model = started.model;
+    const sse = new SseWriter(reply);
+    let begun = false; // pi's start event seen (held back: it goes out with the first content)
+    const writeAll = (list) => {
+      let pending = null;
+      for (const frame of list) pending = sse.write(frame) ?? pending;
+      return pending;
+    };
+    try {
+      for await (const ev of events) {
+        if (sse.closed) break;
+        if (ev.type === "start") {
+          begun = true;
+          continue;
+        }
+        if (ev.type === "error") {
+          const err = this.failure(ev.error, model, started);
+          if (!sse.opened) {
+            if (call.reason === "client") return reply.hijack();
+            throw err;
+          }
+          request.gw.errorType = err.type;
+          writeAll(frames.failed(err, ev));
+          break;
+        }
+        const first = !sse.opened;
+        let pending = null;
+        if (first) {
+          sse.open();
+          pending = writeAll(frames.opening());
+        }
+        if (ev.type === "done") {
+          writeAll(frames.done(ev));
+          break;
+        }
+        pending = writeAll(frames.next(ev)) ?? pending;
+        // Headers, the opening frames and the first content frame leave at once (time to first
+        // token); later bursts wait for the next tick to share one socket write.
+        if (first) sse.flush();
+        if (pending) await pending;
+      }
+      if (!sse.opened) {
+        // pi ended the stream without done/error (should not happen): say so truthfully
+        if (call.reason === "client") return reply.hijack();
+        throw new GatewayError("upstream_error", begun ? "the upstream stream ended early" : "the upstream call produced no events");
+      }
+    } finally {
+      call.finish();
+    }
+    sse.end();
+    return reply;
   }
 }

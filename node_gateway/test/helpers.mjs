@@ -60,6 +60,14 @@ export function upstreamProvider(url, { apiKey = UPSTREAM_KEY, ids = FAKE_MODEL_
   return block;
 }
 
+/** A provider `think` of one reasoning model `reasoning` (sends reasoning_effort) on the fake upstream. */
+export function reasoningProvider(url) {
+  return upstreamProvider(url, {
+    ids: ["reasoning"],
+    model: { reasoning: true, compat: { supportsStore: false, supportsDeveloperRole: false, maxTokensField: "max_tokens", supportsReasoningEffort: true } },
+  });
+}
+
 /** A temporary pi agent dir with models.json / auth.json / settings.json. Removed on process exit. */
 export function makeAgentDir({ providers, auth, settings } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "aiipython-gw-"));

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Admission } from "../admission.mjs";
-import { DEFAULT_USAGE, UPSTREAM_KEY, makeAgentDir, parseSSE, startFakeUpstream, startGateway, upstreamProvider } from "./helpers.mjs";
+import { DEFAULT_USAGE, UPSTREAM_KEY, makeAgentDir, parseSSE, startFakeUpstream, reasoningProvider, startGateway, upstreamProvider } from "./helpers.mjs";
 
 let up;
 let gw;
@@ -15,10 +15,7 @@ before(async () => {
   const providers = {
     up: upstreamProvider(up.url),
     nokey: upstreamProvider(up.url, { apiKey: null, ids: ["ok", "echo-key-401"] }),
-    think: upstreamProvider(up.url, {
-      ids: ["reasoning"],
-      model: { reasoning: true, compat: { supportsStore: false, supportsDeveloperRole: false, maxTokensField: "max_tokens", supportsReasoningEffort: true } },
-    }),
+    think: reasoningProvider(up.url),
   };
   gw = await startGateway({ agentDir: makeAgentDir({ providers }) });
 });

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { DEFAULT_USAGE, makeAgentDir, parseSSE, startFakeUpstream, startGateway, upstreamProvider } from "./helpers.mjs";
+import { DEFAULT_USAGE, makeAgentDir, parseSSE, startFakeUpstream, reasoningProvider, startGateway, upstreamProvider } from "./helpers.mjs";
 
 let up;
 let gw;
@@ -13,10 +13,7 @@ before(async () => {
   up = await startFakeUpstream();
   const providers = {
     up: upstreamProvider(up.url),
-    think: upstreamProvider(up.url, {
-      ids: ["reasoning"],
-      model: { reasoning: true, compat: { supportsStore: false, supportsDeveloperRole: false, maxTokensField: "max_tokens", supportsReasoningEffort: true } },
-    }),
+    think: reasoningProvider(up.url),
   };
   gw = await startGateway({ agentDir: makeAgentDir({ providers }) });
 });
