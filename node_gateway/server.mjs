@@ -68,7 +68,12 @@ function readSettings(argv, env) {
     } catch (err) {
       fail(`cannot read AIIPYTHON_GATEWAY_PROVIDERS_FILE ${file} (${err.code ?? "error"})`);
     }
-    providers = { ...parseJson(text, file)?.providers, ...providers };
+    const filed = parseJson(text, file)?.providers;
+    // One id in both places is refused, never resolved silently (the env var also carries the
+    // embedded local model's block when Python starts the gateway).
+    const both = filed && providers && typeof filed === "object" && typeof providers === "object" ? Object.keys(filed).filter((id) => Object.hasOwn(providers, id)) : [];
+    if (both.length) fail(`provider ${both.map((id) => `'${id}'`).join(", ")} is in both AIIPYTHON_GATEWAY_PROVIDERS and AIIPYTHON_GATEWAY_PROVIDERS_FILE: keep it in one (the id 'local' is the embedded model's)`);
+    providers = { ...filed, ...providers };
   }
   if (providers !== undefined && (providers === null || typeof providers !== "object" || Array.isArray(providers))) {
     fail('extra providers must be {"providers": {"<id>": {...}}}');

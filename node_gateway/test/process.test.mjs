@@ -113,6 +113,25 @@ test("SIGTERM stops it (exit 0); providers can also come from a file", async () 
   assert.ok(performance.now() - t0 < 1000);
 });
 
+test("a provider id in both AIIPYTHON_GATEWAY_PROVIDERS and the _FILE stops the start, naming it", async () => {
+  const dir = makeAgentDir();
+  const file = join(dir, "providers.json");
+  writeFileSync(file, JSON.stringify({ providers: { local: upstreamProvider("http://127.0.0.1:9", { ids: ["a"] }) } }));
+  const inEnv = JSON.stringify({ providers: { local: upstreamProvider("http://127.0.0.1:9", { ids: ["b"] }) } });
+  const child = spawn(process.execPath, [SERVER], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...gatewayEnv({ AIIPYTHON_GATEWAY_PROVIDERS: inEnv, AIIPYTHON_GATEWAY_PROVIDERS_FILE: file }) },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let err = "";
+  child.stderr.on("data", (d) => {
+    err += d;
+  });
+  const [code] = await once(child, "exit");
+  assert.equal(code, 2);
+  assert.match(err, /provider 'local' is in both AIIPYTHON_GATEWAY_PROVIDERS and AIIPYTHON_GATEWAY_PROVIDERS_FILE/);
+  assert.ok(!err.includes(UPSTREAM_KEY), err);
+});
+
 test("a broken providers value stops the start with a clear message that quotes none of it", async () => {
   const broken = '{"providers": {"x": {"apiKey": sk-provider-secret-0123456789}}}';
   const child = spawn(process.execPath, [SERVER], {
