@@ -1,4 +1,4 @@
-"""The ``aiipython`` command line (click): ask, models, auth, gateway, demo.
+"""The ``aiipython`` command line (click): ask, models, auth, gateway, serve, demo.
 
 Exit codes: 0 success, 1 runtime failure, 2 usage error. Every error message names the fix.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ._cli_errors import ErrorMappingGroup, _errors
-from ._cli_gateway import gateway
+from ._cli_gateway import gateway, serve
 from ._cli_litellm import litellm_config, smoke
 from ._cli_models import cost
 from ._settings import BACKENDS, load_settings
@@ -200,6 +200,7 @@ def auth_status(as_json: bool) -> None:
 
 
 cli.add_command(gateway)
+cli.add_command(serve)
 cli.add_command(litellm_config)
 cli.add_command(smoke)
 cli.add_command(cost)

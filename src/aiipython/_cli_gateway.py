@@ -1,9 +1,11 @@
-"""``aiipython gateway install|status|start|stop``.
+"""``aiipython gateway install|status|start|stop`` and ``aiipython serve``.
 
-``start`` runs a gateway in the foreground (it lives as long as this command) and records its
+``start`` and ``serve`` run a gateway in the foreground (it lives as long as the command) and record its
 url, pid, client token and admin token in ``<cache>/gateway/running.json`` (a fresh 0600 file
 that replaces whatever was there, a planted symlink included), so other processes can use it
-with ``AIIPYTHON_GATEWAY_URL``/``AIIPYTHON_GATEWAY_TOKEN`` and ``stop`` can end it.
+with ``AIIPYTHON_GATEWAY_URL``/``AIIPYTHON_GATEWAY_TOKEN`` and ``stop`` can end it. ``serve`` is
+the one for other tools: a fixed port (4141), the client token from ``AIIPYTHON_GATEWAY_TOKEN``
+or fresh, and the ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` lines to paste.
 """
 
 from __future__ import annotations
@@ -11,18 +13,24 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._cli_errors import ErrorMappingGroup
 from ._errors import AiipythonError
+from ._model_names import LOCAL_PROVIDER
 from ._settings import load_settings
 
-__all__ = ["gateway"]
+if TYPE_CHECKING:
+    from ._gateway import Gateway
+
+__all__ = ["gateway", "serve"]
 
 
 def _state_file() -> Path:
@@ -86,7 +94,7 @@ def install() -> None:
 @gateway.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
-    """Node, installation and any gateway started with `aiipython gateway start`."""
+    """Node, installation and any gateway started with `aiipython gateway start` or `aiipython serve`."""
     from ._node import cache_root, find_node, install_dir, install_problem
 
     settings = load_settings()
@@ -121,31 +129,26 @@ def status(as_json: bool) -> None:
     click.echo(f"running:   {running_text}")
 
 
-@gateway.command()
-def start() -> None:
-    """Run a gateway in the foreground until Ctrl-C or `aiipython gateway stop`."""
-    from ._gateway import start_gateway
-
-    gw = start_gateway(load_settings(), local_model="eager")  # other processes may use it
+def _run_until_stopped(gw: Gateway, announce: Callable[[Gateway, Path], None]) -> None:
+    """Record ``gw`` in ``running.json`` (0600; `gateway status` and `gateway stop` read it), call
+    ``announce``, then wait for Ctrl-C, SIGTERM (`gateway stop`) or the gateway's own exit; stop
+    it and remove the file."""
     path = _state_file()
-    write_private_json(path, {"url": gw.url, "pid": gw.pid, "token": gw.token, "admin_token": gw.admin_token})
-    click.echo(f"Pi gateway running at {gw.url} (pid {gw.pid}). Use it from other processes with:")
-    click.echo(f"  export AIIPYTHON_GATEWAY_URL={gw.url}")
-    read_token = f"import json;print(json.load(open('{path}'))['token'])"
-    click.echo(f'  export AIIPYTHON_GATEWAY_TOKEN=$(python -c "{read_token}")')
-    click.echo("Stop it with Ctrl-C or `aiipython gateway stop`.")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-
-    def wait_for_exit() -> None:
-        gw.wait()
-        stop.set()
-
-    threading.Thread(target=wait_for_exit, daemon=True).start()
     try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
+        write_private_json(path, {"url": gw.url, "pid": gw.pid, "token": gw.token, "admin_token": gw.admin_token})
+        announce(gw, path)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+        def wait_for_exit() -> None:
+            gw.wait()
+            stop.set()
+
+        threading.Thread(target=wait_for_exit, daemon=True).start()
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
     finally:
         gw.close()
         path.unlink(missing_ok=True)
@@ -153,12 +156,74 @@ def start() -> None:
 
 
 @gateway.command()
+def start() -> None:
+    """Run a gateway in the foreground until Ctrl-C or `aiipython gateway stop`."""
+    from ._gateway import start_gateway
+
+    def announce(gw: Gateway, path: Path) -> None:
+        click.echo(f"Pi gateway running at {gw.url} (pid {gw.pid}). Use it from other processes with:")
+        click.echo(f"  export AIIPYTHON_GATEWAY_URL={gw.url}")
+        read_token = f"import json;print(json.load(open('{path}'))['token'])"
+        click.echo(f'  export AIIPYTHON_GATEWAY_TOKEN=$(python -c "{read_token}")')
+        click.echo("Stop it with Ctrl-C or `aiipython gateway stop`.")
+
+    _run_until_stopped(start_gateway(load_settings(), local_model="eager"), announce)  # other processes use it
+
+
+#: `aiipython serve`'s default port (documented in README "Other tools").
+SERVE_PORT = 4141
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback needs --allow-remote.")
+@click.option("--port", type=click.IntRange(0, 65535), default=SERVE_PORT, show_default=True,
+              help="TCP port; 0 picks a free one.")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a non-loopback --host: other machines can then reach the gateway (plain HTTP).")
+def serve(host: str, port: int, allow_remote: bool) -> None:
+    """Serve pi's models to other tools over the OpenAI API (/v1) until Ctrl-C.
+
+    Prints the OPENAI_BASE_URL and OPENAI_API_KEY lines to paste into another tool. The key is
+    the gateway's client token (model calls only; it cannot change providers or log in):
+    AIIPYTHON_GATEWAY_TOKEN when set, else a fresh random one. The embedded local model starts
+    now when it is installed. `aiipython gateway status` / `gateway stop` see this gateway.
+    """
+    from ._gateway import is_loopback_host, start_gateway
+
+    remote = not is_loopback_host(host)
+    if remote and not allow_remote:
+        raise click.UsageError(
+            f"--host {host} is not a loopback address: other machines could reach the gateway and use "
+            "your pi credentials. Pass --allow-remote to do it anyway, or use --host 127.0.0.1."
+        )
+    if remote:
+        click.echo(f"warning: serving on {host}: anyone who can reach port {port} and has the key can use your "
+                   "pi credentials, and the traffic (key included) is plain HTTP. Put it behind TLS or a "
+                   "firewall you trust.", err=True)
+    settings = load_settings()
+
+    def announce(gw: Gateway, _path: Path) -> None:
+        base = f"{gw.url}/v1"
+        click.echo(f"Pi gateway serving the OpenAI API at {base} (pid {gw.pid}). Paste into the other tool:")
+        click.echo(f"OPENAI_BASE_URL={base}")
+        click.echo(f"OPENAI_API_KEY={gw.token}")
+        if gw.local_model is not None:
+            click.echo(f"The embedded local model is served as {LOCAL_PROVIDER}/{gw.local_model.alias}.")
+        click.echo("Stop it with Ctrl-C or `aiipython gateway stop`.")
+        sys.stdout.flush()
+
+    gw = start_gateway(settings, local_model="eager", host=host, port=port, token=settings.gateway_token)
+    _run_until_stopped(gw, announce)
+
+
+@gateway.command()
 def stop() -> None:
-    """Stop the gateway started with `aiipython gateway start`."""
+    """Stop the gateway started with `aiipython gateway start` or `aiipython serve`."""
     state = _read_state()
     if state is None or not isinstance(state.get("pid"), int) or not _is_our_gateway(state["pid"]):
         _state_file().unlink(missing_ok=True)
-        click.echo("No gateway started with `aiipython gateway start` is running.")
+        click.echo("No gateway started with `aiipython gateway start` or `aiipython serve` is running.")
         return
     import psutil
 

@@ -19,6 +19,7 @@ import os
 import secrets
 import threading
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from ._errors import (
     ConfigurationError,
@@ -32,7 +33,7 @@ from ._sidecar import Sidecar, SidecarStartFailure
 if TYPE_CHECKING:
     from ._local_model import LocalModelServer
 
-__all__ = ["Gateway", "start_gateway", "get_gateway", "close_gateway"]
+__all__ = ["Gateway", "start_gateway", "get_gateway", "close_gateway", "is_loopback_host"]
 
 logger = logging.getLogger("aiipython")
 
@@ -178,11 +179,37 @@ def _local_model_provider(
     return server, {LOCAL_PROVIDER: block}
 
 
+def is_loopback_host(host: str) -> bool:
+    """True for a host name or address that only this machine can reach (``127.0.0.0/8``,
+    ``::1``, ``localhost``)."""
+    import ipaddress
+
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_client_token(token: str) -> None:
+    """A client token given by the user (``AIIPYTHON_GATEWAY_TOKEN``) must be a usable bearer
+    token that is not trivially guessed."""
+    if len(token) < 16 or not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        raise ConfigurationError(
+            "AIIPYTHON_GATEWAY_TOKEN must be at least 16 printable ASCII characters without spaces "
+            "(it is the API key other tools send); unset it to have a random one generated"
+        )
+
+
 def start_gateway(
     settings: Settings | None = None,
     *,
     progress: bool | None = None,
     local_model: Literal["lazy", "eager"] = "lazy",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
 ) -> Gateway:
     """Spawn a new gateway process and wait for its readiness line.
 
@@ -192,6 +219,11 @@ def start_gateway(
         local_model: when the embedded model is offered (``AIIPYTHON_LOCAL_MODEL``), start its
             server on the first ``local/...`` call (``lazy``, about 0.5 s then) or now (``eager``,
             for a gateway other processes use).
+        host: the address to listen on. Anything but loopback exposes the gateway (and the
+            credentials behind it) to the network; only ``aiipython serve --allow-remote`` asks for it.
+        port: the TCP port; 0 lets the system pick a free one.
+        token: the client token (the API key other tools send); ``None``: a fresh random one. The
+            admin token is always fresh and never leaves this process.
 
     Returns:
         A started :class:`Gateway` (not registered as the process's gateway).
@@ -200,22 +232,27 @@ def start_gateway(
         NodeNotFoundError: no Node >= 22.19 (message says how to get one).
         GatewayInstallError: ``npm ci`` failed (message has npm's tail and what to do).
         LocalModelError: ``AIIPYTHON_LOCAL_MODEL=on`` and the local model cannot start.
-        ConfigurationError: ``AIIPYTHON_GATEWAY_PROVIDERS`` defines the embedded model's provider id.
+        ConfigurationError: ``AIIPYTHON_GATEWAY_PROVIDERS`` defines the embedded model's provider
+            id, ``token`` is shorter than 16 characters or has spaces, or ``port`` is out of range.
         GatewayStartError: the process exited or was silent for ``AIIPYTHON_START_TIMEOUT``
-            seconds (message has the tail of its stderr).
+            seconds (message has the tail of its stderr), or ``port`` is in use.
     """
     from ._node import find_node, install_gateway
 
+    if not 0 <= port <= 65535:
+        raise ConfigurationError(f"port {port} is out of range: 0 (any free port) to 65535")
+    if token is not None:
+        _check_client_token(token)
     settings = settings or load_settings()
     runtime = find_node(settings)
     install = install_gateway(settings, runtime, progress=progress)
     server, embedded = _local_model_provider(settings, eager=local_model == "eager")
-    token, admin_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    token, admin_token = token or secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     env = gateway_env(settings, token=token, admin_token=admin_token, embedded_providers=embedded,
                       node_bin_dir=runtime.bin_dir, compile_cache=install.root / "compile-cache")
     sidecar = Sidecar(
         "Pi gateway",
-        [str(runtime.node), str(install.server), "--host", "127.0.0.1", "--port", "0"],
+        [str(runtime.node), str(install.server), "--host", host, "--port", str(port)],
         env=env,
         cwd=install.root,
         redact=lambda text: text.replace(token, "[redacted]").replace(admin_token, "[redacted]"),
@@ -223,6 +260,11 @@ def start_gateway(
     try:
         info = sidecar.start(settings.start_timeout)
     except SidecarStartFailure as exc:
+        if "EADDRINUSE" in exc.stderr_tail:
+            raise GatewayStartError(
+                f"cannot listen on {host}:{port}: the port is in use (another gateway or server?); "
+                "pass another port (`--port N`, or `--port 0` for any free one) or stop what holds it"
+            ) from None
         raise GatewayStartError(
             f"The Pi gateway did not start: {exc}.\n--- gateway stderr (last lines) ---\n{exc.stderr_tail}\n---\n"
             f"Node: {runtime.node} ({runtime.version_text}, {runtime.source}); server: {install.server}. "
@@ -232,9 +274,10 @@ def start_gateway(
     except OSError as exc:
         raise GatewayStartError(f"could not run {runtime.node}: {exc}; set AIIPYTHON_NODE to a working Node") from exc
     url = info.get("url")
-    if not isinstance(url, str) or not url.startswith("http://127.0.0.1:"):
+    if not isinstance(url, str) or not url.startswith("http://") or (
+            is_loopback_host(host) and not is_loopback_host(urlsplit(url).hostname or "")):
         sidecar.close()
-        raise GatewayStartError(f"the gateway's readiness line has no loopback url: {sorted(info)}")
+        raise GatewayStartError(f"the gateway's readiness line has no url on {host}: {sorted(info)}")
     return Gateway(url, token, admin_token=admin_token, process=sidecar, local_model=server,
                    local_offered=embedded is not None, settings=settings, info=info)
 
