@@ -22,7 +22,6 @@ const OPTION_KEYS = new Set([
   "user",
   "parallel_tool_calls",
 ]);
-const REASONING = new Set(["off", "minimal", "low", "medium", "high", "xhigh", "max"]);
 const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 /** Longest model name accepted (pi's longest ids are under 100 characters). */
 export const MAX_MODEL_NAME = 256;
@@ -325,7 +324,8 @@ function convertOptions(options) {
         if (!Number.isInteger(v) || v < 1) throw invalid("options.max_tokens must be an integer >= 1");
         break;
       case "reasoning":
-        if (!REASONING.has(v)) throw invalid(`options.reasoning must be one of ${JSON.stringify([...REASONING])}`);
+        // Which levels a model takes is pi's (the adapter checks against /models thinking_levels).
+        if (typeof v !== "string" || !v) throw invalid("options.reasoning must be a thinking level such as \"low\"");
         break;
       case "tool_choice":
         if (v === "auto" || v === "none" || v === "required") break;

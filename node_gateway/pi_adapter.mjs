@@ -62,9 +62,6 @@ export const PI_VERSION = JSON.parse(readFileSync(new URL("../package.json", COD
 /** Native options written into the provider payload by the API's `params` (API_CAPS). */
 const PAYLOAD_OPTIONS = ["top_p", "seed", "presence_penalty", "frequency_penalty", "user", "parallel_tool_calls"];
 
-/** pi's thinking levels plus "off" (what options.reasoning accepts). */
-export const REASONING_LEVELS = ["off", "minimal", "low", "medium", "high", "xhigh", "max"];
-
 /** `$PI_CODING_AGENT_DIR` (with `~` expanded) or `~/.pi/agent`. */
 export function defaultAgentDir(env = process.env) {
   const dir = env.PI_CODING_AGENT_DIR;
@@ -593,14 +590,15 @@ export class PiAdapter {
     if (opts.temperature !== undefined) out.temperature = opts.temperature;
     if (opts.max_tokens !== undefined) out.maxTokens = opts.max_tokens;
     if (opts.session_id !== undefined) out.sessionId = opts.session_id;
-    if (opts.reasoning !== undefined && opts.reasoning !== "off") {
+    if (opts.reasoning !== undefined) {
+      // The one owner of the levels: pi's getSupportedThinkingLevels, also /models thinking_levels.
       const levels = getSupportedThinkingLevels(model);
       if (!levels.includes(opts.reasoning)) {
         throw invalid(
           `options.reasoning "${opts.reasoning}" is not supported by ${model.provider}/${model.id}; it supports ${JSON.stringify(levels)}`,
         );
       }
-      out.reasoning = opts.reasoning;
+      if (opts.reasoning !== "off") out.reasoning = opts.reasoning;
     }
     const choice = opts.tool_choice;
     if (choice !== undefined) {

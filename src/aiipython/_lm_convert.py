@@ -22,8 +22,6 @@ __all__ = ["request_body", "response_from_message", "StreamMapper",
            "mapped_errors", "lm15_error"]
 
 
-# pi's thinking levels (docs/protocol.md options.reasoning); lm15's "max" has no pi level.
-_PI_LEVELS = frozenset({"off", "minimal", "low", "medium", "high", "xhigh"})
 _FINISH = {"stop": "stop", "length": "length", "toolUse": "tool_call"}
 # Request.config fields the gateway has no option for (pi's streamSimple has no top_p/seed/...).
 _UNCARRIED_CONFIG = (
@@ -208,9 +206,8 @@ def _options(config: Any) -> dict[str, Any]:
         options["tool_choice"] = _tool_choice(config.tool_choice)
     reasoning = config.reasoning
     if reasoning is not None:
-        if reasoning.effort not in _PI_LEVELS:
-            raise _unsupported("config.reasoning.effort", f"{reasoning.effort!r} is not a pi thinking level "
-                               f"({', '.join(sorted(_PI_LEVELS))})")
+        # The levels a model takes are pi's (/models thinking_levels): the gateway refuses any
+        # other with a 400 listing them (dspy.lm15.InvalidRequestError), so none is listed here.
         if reasoning.thinking_budget is not None:
             raise _unsupported("config.reasoning.thinking_budget", "pi sets budgets from the thinking level")
         if reasoning.summary not in (None, "auto"):
