@@ -45,7 +45,8 @@ def test_the_client_calls_the_gateway_with_the_client_token(fake_upstream: Any) 
 def test_the_client_follows_a_restarted_gateway() -> None:
     with aiipython.openai_client(max_retries=0) as client:
         first = get_gateway()
-        assert client.chat.completions.create(model="echo/echo", messages=user("one")).choices[0].message.content == "one"
+        one = client.chat.completions.create(model="echo/echo", messages=user("one"))
+        assert one.choices[0].message.content == "one"
         import psutil
 
         assert first.pid is not None
