@@ -18,6 +18,7 @@ from dspy.utils import exceptions as dx
 from fake_client import MODEL_INFO, FakeClient, Frame
 
 from aiipython import _errors as E
+from aiipython._gateway_options import GatewayOptions
 from aiipython._lm import AsyncPiGatewayEngine, PiGatewayEngine, PiGatewayLM
 from aiipython._lm_convert import request_body, response_from_message
 
@@ -263,7 +264,7 @@ def test_stream_events_assemble_like_complete(client):
                                                                 "arguments": {"x": 1}}}),
         Frame("done", {"reason": "toolUse", "message": final, "duration_ms": 4.0}),
     ])
-    engine = PiGatewayEngine("pi/fake/m", client=client)
+    engine = PiGatewayEngine("pi/fake/m", target=GatewayOptions(client=client).target())
     request = req()
     events = list(engine.stream(request))
     assert [e.type for e in events].count("start") == 1 and events[-1].type == "end"
@@ -286,13 +287,13 @@ def test_stream_error_is_mapped(client):
 
     client.streams.append(broken())
     with pytest.raises(lm15.ServerError, match="upstream died"):
-        list(PiGatewayEngine("pi/fake/m", client=client).stream(req()))
+        list(PiGatewayEngine("pi/fake/m", target=GatewayOptions(client=client).target()).stream(req()))
 
 
 def test_unknown_stream_event_is_refused(client):
     client.streams.append([Frame("start", {}), Frame("surprise", {})])
     with pytest.raises(lm15.ProviderError, match="surprise"):
-        list(PiGatewayEngine("pi/fake/m", client=client).stream(req()))
+        list(PiGatewayEngine("pi/fake/m", target=GatewayOptions(client=client).target()).stream(req()))
 
 
 @pytest.mark.parametrize("is_async", [False, True])

@@ -26,33 +26,21 @@ __all__ = ["PiGatewayLM", "PiGatewayEngine", "AsyncPiGatewayEngine"]
 class _EngineBase:
     """What both engines share: the model they describe, the gateway target, the per-call timeout."""
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        client: LMClient | None = None,
-        gateway_url: str | None = None,
-        gateway_token: str | None = None,
-        timeout: float | None = None,
-        model_info: Mapping[str, Any] | None = None,
-        target: GatewayTarget | None = None,
-    ) -> None:
+    def __init__(self, model: str, *, target: GatewayTarget | None = None, timeout: float | None = None,
+                 model_info: Mapping[str, Any] | None = None) -> None:
         """
         Args:
             model: ``pi/<provider>/<id>`` or ``<provider>/<id>``.
-            client, gateway_url, gateway_token, timeout: as :class:`GatewayOptions`.
+            target: the gateway (``GatewayOptions(...).target()``); default the process's gateway.
+            timeout: seconds one upstream call may take (the gateway's ``timeout_ms``).
             model_info: the model's ``/models`` entry when already known.
-            target: a :class:`GatewayTarget` to share (instead of ``client``/``gateway_url``/...).
 
         Raises:
-            aiipython.ConfigurationError: a bad model name or conflicting gateway arguments.
+            aiipython.ConfigurationError: a bad model name or timeout.
         """
         self.model = pi_model_name(model)
-        options = GatewayOptions(client=client, url=gateway_url, token=gateway_token, timeout=timeout)
-        if target is not None and (options.client is not None or options.url):
-            raise E.ConfigurationError("pass either target= or client=/gateway_url=/gateway_token=, not both")
-        self.timeout = options.timeout
-        self._target = target if target is not None else options.target()
+        self.timeout = GatewayOptions(timeout=timeout).timeout
+        self._target = target if target is not None else GatewayTarget()
         if model_info is not None:
             self._target.remember(self.model, model_info)
 

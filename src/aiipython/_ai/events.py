@@ -35,64 +35,56 @@ class StartEvent(_Event):
     partial: AssistantMessage
 
 
-class TextStartEvent(_Event):
+class _BlockEvent(_Event):
+    """An event about content block ``content_index`` of ``partial``."""
+
+    content_index: int
+    partial: AssistantMessage
+
+
+class _DeltaEvent(_BlockEvent):
+    delta: str
+
+
+class _EndEvent(_BlockEvent):
+    content: str
+
+
+class TextStartEvent(_BlockEvent):
     type: Literal["text_start"] = "text_start"
-    content_index: int
-    partial: AssistantMessage
 
 
-class TextDeltaEvent(_Event):
+class TextDeltaEvent(_DeltaEvent):
     type: Literal["text_delta"] = "text_delta"
-    content_index: int
-    delta: str
-    partial: AssistantMessage
 
 
-class TextEndEvent(_Event):
+class TextEndEvent(_EndEvent):
     type: Literal["text_end"] = "text_end"
-    content_index: int
-    content: str
-    partial: AssistantMessage
 
 
-class ThinkingStartEvent(_Event):
+class ThinkingStartEvent(_BlockEvent):
     type: Literal["thinking_start"] = "thinking_start"
-    content_index: int
-    partial: AssistantMessage
 
 
-class ThinkingDeltaEvent(_Event):
+class ThinkingDeltaEvent(_DeltaEvent):
     type: Literal["thinking_delta"] = "thinking_delta"
-    content_index: int
-    delta: str
-    partial: AssistantMessage
 
 
-class ThinkingEndEvent(_Event):
+class ThinkingEndEvent(_EndEvent):
     type: Literal["thinking_end"] = "thinking_end"
-    content_index: int
-    content: str
-    partial: AssistantMessage
 
 
-class ToolCallStartEvent(_Event):
+class ToolCallStartEvent(_BlockEvent):
     type: Literal["toolcall_start"] = "toolcall_start"
-    content_index: int
-    partial: AssistantMessage
 
 
-class ToolCallDeltaEvent(_Event):
+class ToolCallDeltaEvent(_DeltaEvent):
     type: Literal["toolcall_delta"] = "toolcall_delta"
-    content_index: int
-    delta: str
-    partial: AssistantMessage
 
 
-class ToolCallEndEvent(_Event):
+class ToolCallEndEvent(_BlockEvent):
     type: Literal["toolcall_end"] = "toolcall_end"
-    content_index: int
     tool_call: ToolCall
-    partial: AssistantMessage
 
 
 class DoneEvent(_Event):
