@@ -3,7 +3,8 @@
 pi's ``openai-completions`` api always streams, so every reply is an SSE body of
 ``chat.completion.chunk`` frames with a final usage chunk (``stream_options.include_usage``).
 Tests ``enqueue()`` replies; with the queue empty it answers ``"ok"``. ``requests`` records every
-JSON body received, so a test can assert what reached the upstream.
+JSON body received and ``authorizations`` each request's ``Authorization`` header, so a test
+can assert what reached the upstream (and with which key).
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class FakeUpstream:
         self.server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
         self.replies: queue.Queue[Reply] = queue.Queue()
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []
         self._lock = threading.Lock()
         self.server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(self._handle)
 
@@ -111,6 +113,7 @@ class FakeUpstream:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.authorizations.clear()
         while not self.replies.empty():
             self.replies.get_nowait()
 
@@ -122,6 +125,7 @@ class FakeUpstream:
     def _handle(self, request: Request) -> Response:
         with self._lock:
             self.requests.append(json.loads(request.get_data() or b"{}"))
+            self.authorizations.append(request.headers.get("Authorization"))
         try:
             reply = self.replies.get_nowait()
         except queue.Empty:

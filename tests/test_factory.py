@@ -202,8 +202,8 @@ def test_auto_when_the_provider_has_no_credentials(fake_dir, caplog):
     lm = make_lm("openai/gpt-4o")  # pi knows it; OPENAI_API_KEY is unset (conftest)
     assert type(lm) is StreamingLM
     (warning,) = fallback_warnings(caplog)
-    assert "because pi has no credentials for provider 'openai' (log in with `pi` then /login, or set " \
-           "OPENAI_API_KEY)" in warning
+    assert "because pi has no credentials for provider 'openai' (log in with `aiipython auth login openai`, or " \
+           "set OPENAI_API_KEY)" in warning
     with pytest.raises(ProviderNotConfiguredError, match="OPENAI_API_KEY"):
         make_lm("openai/gpt-4o", backend="pi")
 
@@ -241,7 +241,7 @@ def test_no_model_anywhere_says_how_to_log_in(agent):
     for backend in ("pi", "auto"):
         with pytest.raises(ConfigurationError) as info:
             make_lm(backend=backend)
-        assert "log in with `pi` (then /login)" in info.value.message
+        assert "log in with `aiipython auth login <provider>`" in info.value.message
         assert "ANTHROPIC_API_KEY" in info.value.message
 
 

@@ -26,10 +26,14 @@ from ._errors import (
     GatewayUnavailableError,
     InvalidRequestError,
     LocalModelError,
+    LoginCancelledError,
+    LoginError,
+    LoginTimeoutError,
     ModelNotFoundError,
     NodeNotFoundError,
     PermissionDeniedError,
     ProviderNotConfiguredError,
+    ProviderNotFoundError,
     RateLimitError,
     RequestTooLargeError,
     UpstreamAuthError,
@@ -104,6 +108,17 @@ if TYPE_CHECKING:
     from ._factory import make_lm
     from ._gateway import Gateway, close_gateway, get_gateway, start_gateway
     from ._lm import PiGatewayLM
+    from ._login import (
+        AuthPrompt,
+        AuthUrl,
+        LoginMethod,
+        LoginProvider,
+        LoginResult,
+        LogoutResult,
+        auth_providers,
+        login,
+        logout,
+    )
     from ._openai import async_openai_client, openai_base_url, openai_client
     from ._streaming_lm import StreamingLM
 
@@ -123,6 +138,15 @@ _LAZY = {
     "openai_client": "._openai",
     "async_openai_client": "._openai",
     "openai_base_url": "._openai",
+    "login": "._login",
+    "logout": "._login",
+    "auth_providers": "._login",
+    "LoginProvider": "._login",
+    "LoginMethod": "._login",
+    "LoginResult": "._login",
+    "LogoutResult": "._login",
+    "AuthUrl": "._login",
+    "AuthPrompt": "._login",
 }
 #: The typed API (docs/python_api.md), module by module; nothing of it loads until first use.
 _AI = {
@@ -156,6 +180,15 @@ __all__ = [
     "openai_client",
     "async_openai_client",
     "openai_base_url",
+    "login",
+    "logout",
+    "auth_providers",
+    "LoginProvider",
+    "LoginMethod",
+    "LoginResult",
+    "LogoutResult",
+    "AuthUrl",
+    "AuthPrompt",
     "AiipythonError",
     "AmbiguousModelError",
     "AuthenticationError",
@@ -171,10 +204,14 @@ __all__ = [
     "GatewayUnavailableError",
     "InvalidRequestError",
     "LocalModelError",
+    "LoginCancelledError",
+    "LoginError",
+    "LoginTimeoutError",
     "ModelNotFoundError",
     "NodeNotFoundError",
     "PermissionDeniedError",
     "ProviderNotConfiguredError",
+    "ProviderNotFoundError",
     "RateLimitError",
     "RequestTooLargeError",
     "UpstreamAuthError",

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ._cli_auth import auth_login, auth_logout
 from ._cli_errors import ErrorMappingGroup, _errors
 from ._cli_gateway import gateway, serve
 from ._cli_litellm import litellm_config, smoke
@@ -160,7 +161,11 @@ def models(available: bool, provider: str | None, as_json: bool) -> None:
 
 @cli.group()
 def auth() -> None:
-    """What pi has credentials for."""
+    """Log in and out through pi; what pi has credentials for."""
+
+
+auth.add_command(auth_login)
+auth.add_command(auth_logout)
 
 
 @auth.command("status")
@@ -186,12 +191,14 @@ def auth_status(as_json: bool) -> None:
         if p.get("configured"):
             click.echo(f"  {p['provider']:<24} configured ({p.get('source') or 'unknown source'})")
         else:
-            hint = f" — log in with `pi` (/login) or set {' or '.join(p['env_vars'])}" if p.get("env_vars") else ""
+            env = f" or set {' or '.join(p['env_vars'])}" if p.get("env_vars") else ""
+            hint = f" — log in with `aiipython auth login {p['provider']}`{env}" if p.get("env_vars") else ""
             click.echo(f"  {p['provider']:<24} not configured{hint}")
     for provider_id, reason in sorted((data.get("providers_error") or {}).items()):
         click.echo(f"  {provider_id:<24} not registered — {reason}")
     if not any(p.get("configured") for p in providers):
-        click.echo("No provider has credentials: run `pi` and /login, or set a provider's API key env var.")
+        click.echo("No provider has credentials: log in with `aiipython auth login` (a list of providers), "
+                   "or set a provider's API key env var.")
     for e in file_errors:
         click.echo(f"error: {e.get('message')}. Credentials from the environment still work; fix the "
                    "file (or move it away) to use what it holds.", err=True)

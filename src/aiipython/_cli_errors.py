@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ._errors import AiipythonError, ConfigurationError
+from ._errors import AiipythonError, ConfigurationError, ProviderNotFoundError
 
 __all__ = ["ErrorMappingGroup"]
 
@@ -26,11 +26,12 @@ class _UsageProblem(click.ClickException):
 @contextmanager
 def _errors() -> Iterator[None]:
     """The one mapping of our errors to click's (:class:`ErrorMappingGroup` applies it to every
-    command): a :class:`ConfigurationError` is a usage error (exit 2, one ``Error:`` line, no
+    command): a :class:`ConfigurationError`, or a :class:`ProviderNotFoundError` (a provider named
+    on the command line that pi does not have), is a usage error (exit 2, one ``Error:`` line, no
     traceback), any other :class:`AiipythonError` a failure (exit 1). Anything else propagates."""
     try:
         yield
-    except ConfigurationError as exc:
+    except (ConfigurationError, ProviderNotFoundError) as exc:
         raise _UsageProblem(str(exc)) from exc
     except AiipythonError as exc:
         raise click.ClickException(str(exc)) from exc

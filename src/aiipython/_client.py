@@ -284,24 +284,29 @@ class PiGatewayClient:
             gateway.wait(5.0 if failure.refused else 1.0)
 
     @staticmethod
-    def _raise_for(response: httpx.Response, body: bytes, token: str, model: str | None) -> None:
+    def _raise_for(response: httpx.Response, body: bytes, token: str, model: str | None, *,
+                   secrets: tuple[str, ...] = (), provider: str | None = None) -> None:
         try:
             decoded = json.loads(body) if body else None
         except ValueError:
             decoded = None
-        raise error_from_envelope(
+        exc = error_from_envelope(
             response.status_code,
             decoded,
             model=model,
             request_id=response.headers.get("x-request-id"),
             retry_after_header=response.headers.get("retry-after"),
-            secrets=(token,),
+            secrets=(token, *secrets),
         )
+        if provider is not None:
+            exc.provider = provider
+        raise exc
 
     @classmethod
-    def _decode(cls, response: httpx.Response, token: str, model: str | None = None) -> dict[str, Any]:
+    def _decode(cls, response: httpx.Response, token: str, model: str | None = None, *,
+                secrets: tuple[str, ...] = (), provider: str | None = None) -> dict[str, Any]:
         if response.status_code != 200:
-            cls._raise_for(response, response.content, token, model)
+            cls._raise_for(response, response.content, token, model, secrets=secrets, provider=provider)
         try:
             data = response.json()
         except ValueError:
@@ -346,9 +351,11 @@ class PiGatewayClient:
     # -- sync API ------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
-                 admin: bool = False) -> dict[str, Any]:
-        """A non-model call (``GET``, or the idempotent ``PUT /providers``), sent once more when it
-        provably never reached the gateway. ``admin``: with the admin token (:meth:`_admin_token`)."""
+                 admin: bool = False, secrets: tuple[str, ...] = (), provider: str | None = None) -> dict[str, Any]:
+        """A non-model call (``GET``, the idempotent ``PUT``/``DELETE`` routes, a prompt's answer),
+        sent once more when it provably never reached the gateway. ``admin``: with the admin token
+        (:meth:`_admin_token`); ``secrets``: strings scrubbed from an error's message; ``provider``
+        set on the error."""
         for first in (True, False):
             url, token, gateway = self._target()
             bearer = self._admin_token(gateway, token) if admin else token
@@ -360,7 +367,7 @@ class PiGatewayClient:
             except NotDelivered as failure:
                 self._settle(gateway, failure)
                 continue
-            return self._decode(response, bearer)
+            return self._decode(response, bearer, secrets=secrets, provider=provider)
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -372,7 +379,8 @@ class PiGatewayClient:
         if gateway.admin_token is None:
             raise PermissionDeniedError(
                 f"the gateway at {gateway.url} was not started by this process, so its admin token is unknown; "
-                "admin-only routes (PUT /providers) need PiGatewayClient(url=..., token=<its admin token>)")
+                "admin-only routes (PUT /providers, logins) need PiGatewayClient(url=..., token=<its admin token>); "
+                "or unset AIIPYTHON_GATEWAY_URL so this process starts its own gateway")
         return gateway.admin_token
 
     def _get(self, path: str) -> dict[str, Any]:
@@ -467,13 +475,19 @@ class PiGatewayClient:
         self._end_check(seen_end, gw)
 
     @contextmanager
-    def _post(self, path: str, model: str, body: dict[str, Any],
-              options: dict[str, Any] | None) -> Iterator[tuple[httpx.Response, str, Gateway | None]]:
+    def _post(self, path: str, model: str | None, body: dict[str, Any], options: dict[str, Any] | None, *,
+              admin_timeout: httpx.Timeout | None = None) -> Iterator[tuple[httpx.Response, str, Gateway | None]]:
         """POST a model call and yield ``(response, token, gateway)`` once its headers arrived
         (streamed; closed on exit). A call that provably never reached the gateway is sent once
-        more (``_resend``); nothing is sent again after the response started."""
+        more (``_resend``); nothing is sent again after the response started. ``admin_timeout``:
+        an admin route (no model) with the admin token and that timeout."""
         for first in (True, False):
-            url, token, gateway, timeout = self._prepare(model, options)
+            if admin_timeout is not None:
+                url, token, gateway = self._target()
+                token, timeout = self._admin_token(gateway, token), admin_timeout
+            else:
+                assert model is not None
+                url, token, gateway, timeout = self._prepare(model, options)
             try:
                 with self._translate(gateway, timeout, resend=first):
                     request = self._sync().build_request("POST", url + path, json=body, timeout=timeout,
@@ -488,6 +502,128 @@ class PiGatewayClient:
             finally:
                 response.close()
             return
+
+    # -- logging in (docs/protocol.md "Logging in"; admin token; aiipython._login is the API) ----
+
+    def login_providers(self) -> dict[str, Any]:
+        """``GET /auth/providers`` (admin-only): every provider pi can log in to, as pi lists them.
+
+        Returns:
+            ``{"providers": [{"provider", "name", "configured", "source", "methods": [{"type":
+            "oauth", "name", "login_label", "subscription", "flows"} | {"type": "api_key", "name",
+            "env_vars"}]}]}``; never a secret.
+
+        Raises:
+            PermissionDeniedError: no admin token (see :meth:`register_providers`).
+        """
+        return self._request("GET", "/auth/providers", admin=True)
+
+    def login_events(self, provider: str, *, method: str | None = None,
+                     timeout_ms: int | None = None) -> Iterator[StreamEvent]:
+        """``POST /auth/login`` (admin-only): start pi's login for ``provider`` and yield its flow
+        events, from ``start`` (``{"id", "provider", "method", "timeout_ms"}``: the flow id for
+        :meth:`login_input` / :meth:`cancel_login`) to ``done`` (``{"provider", "method",
+        "configured", "source", "warning"?}``). Between them: ``auth_url`` (``url``,
+        ``instructions``?), ``device_code`` (``userCode``, ``verificationUri``,
+        ``intervalSeconds``?, ``expiresInSeconds``?), ``prompt`` (``id``, ``type`` text / secret /
+        select / manual_code, ``message``, ``placeholder``?, ``options``?), ``prompt_closed``
+        (``id``), ``progress`` / ``info`` (``message``). No frame holds a secret.
+
+        Args:
+            provider: pi's provider id (``GET /auth/providers``).
+            method: ``"oauth"`` or ``"api_key"``; default pi's (OAuth where the provider has it).
+            timeout_ms: end the flow sooner than the gateway's bound (10 min).
+
+        Closing the iterator early closes the stream, which makes the gateway cancel the flow;
+        :meth:`cancel_login` does it and also waits until pi's callback server is closed.
+
+        Raises:
+            ProviderNotFoundError: pi has no such provider (``candidates``: those with a login).
+            InvalidRequestError: the provider has no such login method.
+            LoginError: another login to this provider is running (``code`` ``conflict``), or
+                pi's flow failed (an ``error`` frame, ``login_failed``).
+            LoginCancelledError, LoginTimeoutError: the flow was cancelled / timed out.
+            GatewayOverloadedError: the gateway already holds its most flows (4).
+            PermissionDeniedError: no admin token.
+        """
+        body: dict[str, Any] = {"provider": provider}
+        if method is not None:
+            body["method"] = method
+        if timeout_ms is not None:
+            body["timeout_ms"] = timeout_ms
+        seconds = max(600.0, (timeout_ms or 0) / 1000.0) + _TIMEOUT_MARGIN  # the gateway ends it first
+        parser, seen_end = _SSEParser(), False
+        timeout = httpx.Timeout(seconds, connect=10.0)
+        with self._post("/auth/login", None, body, None, admin_timeout=timeout) as (response, token, gateway):
+            if response.status_code != 200:
+                self._raise_for(response, response.read(), token, None, provider=provider)
+            for chunk in response.iter_raw():
+                for event in parser.feed(chunk):
+                    if event.type == "error":
+                        exc = error_from_envelope(None, event.data, secrets=(token,))
+                        exc.provider = provider
+                        raise exc
+                    seen_end = event.type == "done"
+                    yield event
+                    if seen_end:
+                        return
+        self._end_check(seen_end, gateway)
+
+    def login_input(self, flow_id: str, value: str, *, prompt_id: int | None = None) -> dict[str, Any]:
+        """``POST /auth/login/{flow_id}/input`` (admin-only): answer the flow's pending prompt
+        (``prompt_id``: which one; needed only when several are pending). ``value`` is a secret
+        (a pasted code, a key) and is kept out of every error message.
+
+        Returns:
+            ``{"id": flow_id, "prompt_id": n}``.
+
+        Raises:
+            InvalidRequestError: no such pending prompt (it was answered or closed), or a value a
+                ``select`` prompt does not offer.
+            GatewayProtocolError: the flow is not running (404 ``not_found``).
+        """
+        body: dict[str, Any] = {"value": value}
+        if prompt_id is not None:
+            body["prompt_id"] = prompt_id
+        return self._request("POST", f"/auth/login/{flow_id}/input", body, admin=True, secrets=(value,))
+
+    def cancel_login(self, flow_id: str) -> dict[str, Any]:
+        """``DELETE /auth/login/{flow_id}`` (admin-only): cancel a running flow. Answers once pi's
+        flow has unwound, so its callback port is free again. Returns ``{"id", "cancelled": true}``.
+
+        Raises:
+            GatewayProtocolError: the flow is not running (404 ``not_found``: it ended already).
+        """
+        return self._request("DELETE", f"/auth/login/{flow_id}", admin=True)
+
+    def store_api_key(self, provider: str, key: str) -> dict[str, Any]:
+        """``PUT /auth/{provider}/api-key`` (admin-only): store an API key through pi's API key
+        login, in pi's ``auth.json`` (mode 0600, under pi's lock). The key never appears in an
+        error message (the gateway redacts it; this client scrubs it too).
+
+        Returns:
+            ``{"provider", "method": "api_key", "configured", "source": "api_key"}``.
+
+        Raises:
+            ProviderNotFoundError: pi has no such provider.
+            InvalidRequestError: the provider has no API key login, or the key holds whitespace.
+            LoginError: pi could not store it (``login_failed``, e.g. auth.json does not parse).
+        """
+        return self._request("PUT", f"/auth/{provider}/api-key", {"key": key}, admin=True,
+                             secrets=(key,), provider=provider)
+
+    def logout(self, provider: str) -> dict[str, Any]:
+        """``DELETE /auth/{provider}`` (admin-only): remove pi's stored credential for
+        ``provider`` (env vars and models.json keys stay: ``configured`` may still be true).
+
+        Returns:
+            ``{"provider", "configured", "source", "removed"}`` (``removed``: whether one was stored).
+
+        Raises:
+            ProviderNotFoundError: pi has no such provider.
+            LoginError: pi could not write auth.json (``login_failed``).
+        """
+        return self._request("DELETE", f"/auth/{provider}", admin=True, provider=provider)
 
     # -- async API -----------------------------------------------------------------------------
 

@@ -21,11 +21,15 @@
         │   └── ContextWindowExceededError  400: the prompt does not fit the model
         ├── ProviderNotConfiguredError  403: pi has no credentials for the provider
         ├── ModelNotFoundError        404: pi does not know the model
+        ├── ProviderNotFoundError     404: pi has no such provider (to log in to)
         ├── RequestTooLargeError      413: body over the gateway's limit
         ├── RateLimitError            429: upstream rate limit (``retry_after`` seconds)
         ├── UpstreamError             502: the provider failed
         │   └── UpstreamAuthError     502: the provider refused pi's credentials
-        └── UpstreamTimeoutError      504: the provider did not answer in time
+        ├── UpstreamTimeoutError      504: the provider did not answer in time
+        └── LoginError                502/409: pi's login failed, or one is already running
+            ├── LoginCancelledError   409: the login was cancelled (DELETE, or its client left)
+            └── LoginTimeoutError     504: the login did not finish in time
 
 Envelope types and statuses follow docs/protocol.md "Errors". Messages never hold secrets: the
 gateway redacts its own, and :func:`error_from_envelope` scrubs the gateway token once more.
@@ -55,11 +59,15 @@ __all__ = [
     "ContextWindowExceededError",
     "ProviderNotConfiguredError",
     "ModelNotFoundError",
+    "ProviderNotFoundError",
     "RequestTooLargeError",
     "RateLimitError",
     "UpstreamError",
     "UpstreamAuthError",
     "UpstreamTimeoutError",
+    "LoginError",
+    "LoginCancelledError",
+    "LoginTimeoutError",
     "error_from_envelope",
     "is_retryable",
 ]
@@ -195,7 +203,8 @@ class ContextWindowExceededError(InvalidRequestError):
 
 
 class ProviderNotConfiguredError(GatewayError):
-    """403: pi has no credentials for the provider; log in with ``pi`` or set its env var."""
+    """403: pi has no credentials for the provider; log in (``aiipython auth login <provider>``,
+    :func:`aiipython.login`) or set its env var."""
 
     default_code = "provider_not_configured"
 
@@ -204,6 +213,13 @@ class ModelNotFoundError(GatewayError, LookupError):
     """404: pi does not know the model; ``candidates`` lists close matches."""
 
     default_code = "model_not_found"
+
+
+class ProviderNotFoundError(GatewayError, LookupError):
+    """404 ``unknown_provider``: pi has no provider of that id (to log in to or out of);
+    ``candidates`` lists the providers pi can log in to."""
+
+    default_code = "unknown_provider"
 
 
 class RequestTooLargeError(GatewayError):
@@ -236,6 +252,29 @@ class UpstreamTimeoutError(GatewayError, TimeoutError):
     default_code = "upstream_timeout"
 
 
+class LoginError(GatewayError):
+    """A login through pi did not complete: pi's flow failed (``code`` ``login_failed``, 502:
+    the provider refused, the pasted code was wrong...) or a login to the same provider is already
+    running in the gateway (``conflict``, 409; the message names the flow to finish or cancel).
+    The message is pi's reason, redacted (no code, token or key)."""
+
+    default_code = "login_failed"
+
+
+class LoginCancelledError(LoginError):
+    """409 ``login_cancelled``: the login was cancelled (``DELETE /auth/login/{id}``, or the
+    client reading its events went away) before it completed; nothing was stored."""
+
+    default_code = "login_cancelled"
+
+
+class LoginTimeoutError(LoginError, TimeoutError):
+    """504 ``login_timeout``: the login did not finish within its time bound (10 min at most,
+    docs/protocol.md "Logging in") and the gateway stopped it; nothing was stored."""
+
+    default_code = "login_timeout"
+
+
 _BY_TYPE: dict[str, type[GatewayError]] = {
     "invalid_request": InvalidRequestError,
     "ambiguous_model": AmbiguousModelError,
@@ -244,7 +283,12 @@ _BY_TYPE: dict[str, type[GatewayError]] = {
     "forbidden": PermissionDeniedError,
     "provider_not_configured": ProviderNotConfiguredError,
     "model_not_found": ModelNotFoundError,
+    "unknown_provider": ProviderNotFoundError,
     "not_found": GatewayProtocolError,
+    "conflict": LoginError,
+    "login_failed": LoginError,
+    "login_cancelled": LoginCancelledError,
+    "login_timeout": LoginTimeoutError,
     "request_too_large": RequestTooLargeError,
     "rate_limit": RateLimitError,
     "upstream_auth_error": UpstreamAuthError,
@@ -260,11 +304,19 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
     401: AuthenticationError,
     403: ProviderNotConfiguredError,
     404: ModelNotFoundError,
+    409: LoginError,
     413: RequestTooLargeError,
     429: RateLimitError,
     502: UpstreamError,
     503: GatewayUnavailableError,
     504: UpstreamTimeoutError,
+}
+
+
+#: Statuses of the envelope types that share a class with another status (an SSE ``error`` frame
+#: carries no status; node_gateway/errors.mjs ``ERROR_TYPES`` is the table).
+_STATUS_OF: dict[str, int] = {
+    "unknown_provider": 404, "conflict": 409, "login_failed": 502, "login_cancelled": 409, "login_timeout": 504,
 }
 
 
@@ -311,7 +363,7 @@ def error_from_envelope(
     etype = str(err.get("type") or "")
     cls = _BY_TYPE.get(etype) or (_BY_STATUS.get(status) if status else None) or GatewayError
     if status is None:
-        status = next((s for s, c in _BY_STATUS.items() if issubclass(cls, c)), None)
+        status = _STATUS_OF.get(etype) or next((s for s, c in _BY_STATUS.items() if issubclass(cls, c)), None)
     retry_after = err.get("retry_after")
     if retry_after is None and retry_after_header:
         try:

@@ -26,8 +26,8 @@ __all__ = ["make_lm", "choose_backend", "BackendChoice"]
 
 logger = logging.getLogger("aiipython")
 
-_LOGIN_HINT = ("log in with `pi` (then /login), or set a provider's API key such as ANTHROPIC_API_KEY or "
-               "OPENAI_API_KEY")
+_LOGIN_HINT = ("log in with `aiipython auth login <provider>` (`aiipython auth login` lists them), or set a "
+               "provider's API key such as ANTHROPIC_API_KEY or OPENAI_API_KEY")
 
 
 _START_FAILURES = (
@@ -217,4 +217,4 @@ def _no_credentials(client: LMClient, provider: str) -> str:
     except E.GatewayError:
         pass  # the hint below is still right, only less specific
     how = f"set {' or '.join(env_vars)}" if env_vars else "add an apiKey for it in pi's models.json"
-    return f"pi has no credentials for provider {provider!r} (log in with `pi` then /login, or {how})"
+    return f"pi has no credentials for provider {provider!r} (log in with `aiipython auth login {provider}`, or {how})"

@@ -47,8 +47,8 @@ def lm15_error(exc: Exception) -> Exception | None:
         "provider_code": exc.code,
     }
     message = exc.message
-    login = ("log in with `pi` (then /login) or set the provider's API key variable; "
-             "`aiipython auth status` shows what pi sees")
+    login = (f"log in with `aiipython auth login {exc.provider or '<provider>'}` or set the provider's API key "
+             "variable; `aiipython auth status` shows what pi sees")
     err: Exception  # a dspy.lm15.LM15Error (dspy ships no type information)
     if isinstance(exc, E.ContextWindowExceededError):
         err = lm15.ContextLengthError(message, **meta)
