@@ -69,48 +69,33 @@ export function v1Error(err, optionNames) {
 
 // ---- request ------------------------------------------------------------------------------------
 
+/** Parameters both OpenAI APIs (chat completions, Responses) take with one meaning. */
+export const OPENAI_COMMON_KEYS = Object.freeze([
+  "model", "tools", "tool_choice", "parallel_tool_calls", "temperature", "top_p", "stream", "stream_options",
+  "store", "metadata", "user", "safety_identifier", "prompt_cache_key", "service_tier",
+]);
+/** Parameters of both OpenAI APIs that cannot be honoured when set (not null). */
+export const OPENAI_COMMON_REFUSED = Object.freeze({
+  moderation: "moderation is not carried by the gateway",
+  prompt_cache_options: "prompt_cache_options is not carried by the gateway",
+  prompt_cache_retention: "prompt_cache_retention is not carried by the gateway",
+  top_logprobs: "log probabilities are not carried by the gateway",
+});
+
 /** Known parameters of POST /v1/chat/completions that cannot be honoured when set (not null). */
 const CHAT_REFUSED = {
+  ...OPENAI_COMMON_REFUSED,
   audio: "audio output is not carried by the gateway",
   prediction: "predicted outputs are not carried by the gateway",
   web_search_options: "web search is not carried by the gateway",
   functions: "the deprecated `functions` is not carried; use `tools`",
   function_call: "the deprecated `function_call` is not carried; use `tool_choice`",
   verbosity: "verbosity is not carried by the gateway",
-  moderation: "moderation is not carried by the gateway",
-  prompt_cache_options: "prompt_cache_options is not carried by the gateway",
-  prompt_cache_retention: "prompt_cache_retention is not carried by the gateway",
-  top_logprobs: "log probabilities are not carried by the gateway",
 };
 const CHAT_KEYS = new Set([
-  "model",
-  "messages",
-  "tools",
-  "tool_choice",
-  "parallel_tool_calls",
-  "reasoning_effort",
-  "max_tokens",
-  "max_completion_tokens",
-  "temperature",
-  "top_p",
-  "stop",
-  "seed",
-  "presence_penalty",
-  "frequency_penalty",
-  "user",
-  "safety_identifier",
-  "response_format",
-  "stream",
-  "stream_options",
-  "n",
-  "logprobs",
-  "logit_bias",
-  "store",
-  "metadata",
-  "service_tier",
-  "modalities",
-  "prompt_cache_key",
-  ...Object.keys(CHAT_REFUSED),
+  ...OPENAI_COMMON_KEYS, "messages", "reasoning_effort", "max_tokens", "max_completion_tokens", "stop",
+  "seed", "presence_penalty", "frequency_penalty", "response_format", "n", "logprobs", "logit_bias",
+  "modalities", ...Object.keys(CHAT_REFUSED),
 ]);
 
 /** The native option names as the chat API calls them (for error messages). */
@@ -191,16 +176,13 @@ export function parseChatRequest(body) {
     }
     includeUsage = so.include_usage === true;
   }
-  const temperature = number(body, "temperature", 0, 2);
-  if (temperature !== undefined) options.temperature = temperature;
+  commonOptions(body, options);
   const maxTokens = integer(body, "max_tokens", 1);
   const maxCompletion = integer(body, "max_completion_tokens", 1);
   if (maxTokens !== undefined && maxCompletion !== undefined && maxTokens !== maxCompletion) {
     throw bad("max_completion_tokens", "max_tokens and max_completion_tokens differ; send one of them");
   }
   if (maxTokens ?? maxCompletion) options.max_tokens = maxTokens ?? maxCompletion;
-  const topP = number(body, "top_p", 0, 1);
-  if (topP !== undefined) options.top_p = topP;
   for (const key of ["presence_penalty", "frequency_penalty"]) {
     const v = number(body, key, -2, 2);
     if (v !== undefined) options[key] = v;
@@ -216,18 +198,6 @@ export function parseChatRequest(body) {
       throw bad("stop", "stop must be a string or a list of at most 4 non-empty strings");
     }
     if (list.length) options.stop = list;
-  }
-  const user = body.safety_identifier ?? body.user;
-  if (body.user != null && body.safety_identifier != null && body.user !== body.safety_identifier) {
-    throw bad("safety_identifier", "user and safety_identifier differ; send one of them");
-  }
-  if (user != null) {
-    if (typeof user !== "string" || !user) throw bad(body.safety_identifier != null ? "safety_identifier" : "user", "user must be a non-empty string");
-    options.user = user;
-  }
-  if (body.prompt_cache_key != null) {
-    if (typeof body.prompt_cache_key !== "string" || !body.prompt_cache_key) throw bad("prompt_cache_key", "prompt_cache_key must be a non-empty string");
-    options.session_id = body.prompt_cache_key;
   }
   if (body.reasoning_effort != null) {
     const level = REASONING_EFFORT[body.reasoning_effort];
@@ -255,13 +225,38 @@ export function parseChatRequest(body) {
   };
 }
 
-/** Convert the native body for `model` (pi Model); 400s name the chat API's fields. */
-export function convertChat(native, model) {
-  try {
-    return convertRequest(native, model);
-  } catch (err) {
-    throw v1Error(err, CHAT_OPTION_NAMES);
+/**
+ * The native options from the parameters both /v1 APIs share (temperature, top_p,
+ * user/safety_identifier, prompt_cache_key), written into `options`; a 400 names the bad one.
+ */
+export function commonOptions(body, options) {
+  const temperature = number(body, "temperature", 0, 2);
+  if (temperature !== undefined) options.temperature = temperature;
+  const topP = number(body, "top_p", 0, 1);
+  if (topP !== undefined) options.top_p = topP;
+  const user = body.safety_identifier ?? body.user;
+  if (body.user != null && body.safety_identifier != null && body.user !== body.safety_identifier) {
+    throw bad("safety_identifier", "user and safety_identifier differ; send one of them");
   }
+  if (user != null) {
+    if (typeof user !== "string" || !user) throw bad(body.safety_identifier != null ? "safety_identifier" : "user", "user must be a non-empty string");
+    options.user = user;
+  }
+  if (body.prompt_cache_key != null) {
+    if (typeof body.prompt_cache_key !== "string" || !body.prompt_cache_key) throw bad("prompt_cache_key", "prompt_cache_key must be a non-empty string");
+    options.session_id = body.prompt_cache_key;
+  }
+}
+
+/** A converter of the native body for `model` (pi Model) whose 400s name one /v1 API's fields. */
+export function v1Converter(optionNames) {
+  return (native, model) => {
+    try {
+      return convertRequest(native, model);
+    } catch (err) {
+      throw v1Error(err, optionNames);
+    }
+  };
 }
 
 // ---- response -----------------------------------------------------------------------------------

@@ -5,45 +5,31 @@
 // `store: true`, `conversation` and item references are a 400 saying so.
 
 import { checkResponseFormat } from "./convert.mjs";
-import { REASONING_EFFORT, bad, checkV1Body, convertChat, isObject, newId, number, v1Error } from "./convert_openai.mjs";
+import {
+  OPENAI_COMMON_KEYS,
+  OPENAI_COMMON_REFUSED,
+  REASONING_EFFORT,
+  bad,
+  checkV1Body,
+  commonOptions,
+  isObject,
+  newId,
+} from "./convert_openai.mjs";
 
 const NOTHING_STORED = "the gateway stores nothing";
 /** Known parameters of POST /v1/responses that cannot be honoured when set (not null). */
 const RESPONSES_REFUSED = {
+  ...OPENAI_COMMON_REFUSED,
   previous_response_id: `previous_response_id: ${NOTHING_STORED}; send the whole conversation in input`,
   conversation: `conversation: ${NOTHING_STORED}; send the whole conversation in input`,
   background: "background responses are not carried (nothing is stored to poll)",
   prompt: "stored prompt templates are not carried; send instructions and input",
   max_tool_calls: "max_tool_calls is not carried by the gateway",
-  top_logprobs: "log probabilities are not carried by the gateway",
   context_management: "context_management is not carried by the gateway",
-  moderation: "moderation is not carried by the gateway",
-  prompt_cache_options: "prompt_cache_options is not carried by the gateway",
-  prompt_cache_retention: "prompt_cache_retention is not carried by the gateway",
 };
 const RESPONSES_KEYS = new Set([
-  "model",
-  "input",
-  "instructions",
-  "tools",
-  "tool_choice",
-  "parallel_tool_calls",
-  "reasoning",
-  "max_output_tokens",
-  "temperature",
-  "top_p",
-  "text",
-  "stream",
-  "stream_options",
-  "store",
-  "metadata",
-  "user",
-  "safety_identifier",
-  "prompt_cache_key",
-  "service_tier",
-  "truncation",
-  "include",
-  ...Object.keys(RESPONSES_REFUSED),
+  ...OPENAI_COMMON_KEYS, "input", "instructions", "reasoning", "max_output_tokens", "text", "truncation",
+  "include", ...Object.keys(RESPONSES_REFUSED),
 ]);
 
 /** Native option names as the Responses API calls them (for error messages). */
@@ -223,22 +209,10 @@ export function parseResponsesRequest(body) {
     if (!isObject(so) || Object.keys(so).some((k) => k !== "include_obfuscation")) throw bad("stream_options", "stream_options may only hold include_obfuscation");
   }
   const options = {};
-  const temperature = number(body, "temperature", 0, 2);
-  if (temperature !== undefined) options.temperature = temperature;
-  const topP = number(body, "top_p", 0, 1);
-  if (topP !== undefined) options.top_p = topP;
+  commonOptions(body, options);
   if (body.max_output_tokens != null) {
     if (!Number.isSafeInteger(body.max_output_tokens) || body.max_output_tokens < 1) throw bad("max_output_tokens", "max_output_tokens must be an integer >= 1");
     options.max_tokens = body.max_output_tokens;
-  }
-  const user = body.safety_identifier ?? body.user;
-  if (user != null) {
-    if (typeof user !== "string" || !user) throw bad(body.safety_identifier != null ? "safety_identifier" : "user", "user must be a non-empty string");
-    options.user = user;
-  }
-  if (body.prompt_cache_key != null) {
-    if (typeof body.prompt_cache_key !== "string" || !body.prompt_cache_key) throw bad("prompt_cache_key", "prompt_cache_key must be a non-empty string");
-    options.session_id = body.prompt_cache_key;
   }
   let effort = null;
   if (body.reasoning != null) {
@@ -301,15 +275,6 @@ export function parseResponsesRequest(body) {
 function withoutType(f) {
   const { type, ...rest } = f;
   return rest;
-}
-
-/** Convert the native body for `model`; 400s name the Responses API's fields. */
-export function convertResponses(native, model) {
-  try {
-    return convertChat(native, model);
-  } catch (err) {
-    throw v1Error(err, RESPONSES_OPTION_NAMES);
-  }
 }
 
 // ---- response ------------------------------------------------------------------------------------
