@@ -12,17 +12,25 @@ from typing import Any
 from aiipython._client import StreamEvent
 from aiipython._gateway_options import LMClient
 
-__all__ = ["FakeClient", "Frame", "MODEL_INFO", "PLAIN_INFO"]
+__all__ = ["FakeClient", "Frame", "MODEL_INFO", "PLAIN_INFO", "COMPLETIONS_OPTIONS"]
 
 #: StreamEvent is what the client yields; tests build frames with it.
 Frame = StreamEvent
 
+#: The options GET /models lists for an openai-completions model (docs/protocol.md).
+COMPLETIONS_OPTIONS = ["temperature", "max_tokens", "tool_choice", "session_id", "timeout_ms", "reasoning", "stop",
+                       "top_p", "seed", "presence_penalty", "frequency_penalty", "user", "parallel_tool_calls",
+                       "response_format"]
 MODEL_INFO: dict[str, Any] = {
     "provider": "fake", "id": "m", "name": "M", "api": "openai-completions", "reasoning": True,
     "thinking_levels": ["off", "minimal", "low", "medium", "high"],
     "input": ["text", "image"], "context_window": 8000, "max_tokens": 1000, "available": True,
+    "options": COMPLETIONS_OPTIONS,
 }
-PLAIN_INFO: dict[str, Any] = {**MODEL_INFO, "id": "plain", "reasoning": False, "thinking_levels": ["off"]}
+#: A model whose (made-up) API carries none of the native sampling/format options.
+PLAIN_INFO: dict[str, Any] = {**MODEL_INFO, "id": "plain", "api": "plain-api", "reasoning": False,
+                              "thinking_levels": ["off"],
+                              "options": ["temperature", "max_tokens", "tool_choice", "session_id", "timeout_ms"]}
 
 
 @dataclass

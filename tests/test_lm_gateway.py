@@ -261,9 +261,35 @@ def test_unknown_model_is_unsupported_model(client, fake_upstream):
     assert fake_upstream.calls == 0
 
 
-def test_unsupported_parameter_never_reaches_the_gateway(lm, fake_upstream):
-    with pytest.raises(dx.LMUnsupportedFeatureError, match="seed"):
-        lm("hi", seed=7)
+def test_native_options_reach_the_upstream(lm, fake_upstream):
+    fake_upstream.enqueue(Reply('{"a": 1}'))
+    lm("hi", top_p=0.5, seed=7, presence_penalty=0.25, frequency_penalty=-0.5, response_format={"type": "json_object"})
+    (sent,) = fake_upstream.requests
+    assert (sent["top_p"], sent["seed"], sent["presence_penalty"], sent["frequency_penalty"]) == (0.5, 7, 0.25, -0.5)
+    assert sent["response_format"] == {"type": "json_object"}
+
+
+def test_json_adapter_gets_real_structured_output(lm, fake_upstream):
+    """DSPy's JSONAdapter sees response_format (and a response schema) in the model's params, so
+    the upstream receives a json_schema response_format built from the signature."""
+    assert "response_format" in lm.supported_params and lm.supports_response_schema
+    fake_upstream.enqueue(Reply('{"answer": "4"}'))
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        result = dspy.Predict("question -> answer")(question="2+2?")
+    assert result.answer == "4"
+    (sent,) = fake_upstream.requests
+    fmt = sent["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+    assert fmt["json_schema"]["schema"]["properties"].keys() == {"answer"}
+
+
+def test_an_option_the_models_api_cannot_carry_is_refused_before_the_gateway(client, fake_upstream):
+    echo = PiGatewayLM("pi/echo/echo", client=client, cache=False, num_retries=0)
+    assert "response_format" not in echo.supported_params and not echo.supports_response_schema
+    with pytest.raises(dx.LMUnsupportedFeatureError, match="response_format") as info:
+        echo("hi", response_format={"type": "json_object"})
+    assert "aiipython-echo" in str(info.value)  # the API that lacks it
+    assert echo("hi", seed=7, top_p=0.5) == ["hi"]  # what it does carry goes through
     assert fake_upstream.calls == 0
 
 

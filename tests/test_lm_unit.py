@@ -15,7 +15,7 @@ import dspy
 import pytest
 from dspy import lm15
 from dspy.utils import exceptions as dx
-from fake_client import MODEL_INFO, FakeClient, Frame
+from fake_client import COMPLETIONS_OPTIONS, MODEL_INFO, FakeClient, Frame
 
 from aiipython import _errors as E
 from aiipython._gateway_options import GatewayOptions
@@ -120,14 +120,9 @@ def test_request_names_one_required_tool():
 @pytest.mark.parametrize(
     ("request_", "feature"),
     [
-        (req(top_p=0.5), "config.top_p"),
-        (req(seed=1), "config.seed"),
         (req(top_k=3), "config.top_k"),
-        (req(response_format={"type": "json_object"}), "config.response_format"),
         (req(extensions={"logit_bias": {}}), "config.extensions"),
         (req(reasoning=lm15.Reasoning(effort="low", thinking_budget=100)), "config.reasoning.thinking_budget"),
-        (req(tools=(lm15.FunctionTool(name="f"),), tool_choice=lm15.ToolChoice(parallel=False)),
-         "config.tool_choice.parallel"),
         (req(lm15.Message.user([lm15.ImagePart(file_id="file-1")])), "messages[0].parts[0]"),
         (req(lm15.Message.user([lm15.AudioPart(data="AAAA")])), "messages[0].parts[0]"),
         (req(lm15.Message.user("q"), lm15.Message.assistant("a"),
@@ -142,11 +137,52 @@ def test_request_refuses_what_it_cannot_carry(request_, feature):
     assert feature in str(info.value)
 
 
-def test_unsupported_parameter_through_dspy_names_it(client):
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+
+
+def test_native_options_go_to_the_gateway_where_the_model_carries_them():
+    tool = lm15.FunctionTool(name="f")
+    body = request_body(req(top_p=0.5, seed=7, presence_penalty=0.1, frequency_penalty=-0.2, user_id="u1",
+                            response_format={"type": "json_schema", "schema": SCHEMA, "name": "qa", "strict": True},
+                            tools=(tool,), tool_choice=lm15.ToolChoice(parallel=False)),
+                        model_options=COMPLETIONS_OPTIONS, api="openai-completions")
+    assert body["options"] == {
+        "top_p": 0.5, "seed": 7, "presence_penalty": 0.1, "frequency_penalty": -0.2, "user": "u1",
+        "response_format": {"type": "json_schema", "json_schema": {"name": "qa", "schema": SCHEMA, "strict": True}},
+        "parallel_tool_calls": False, "tool_choice": "auto"}
+    json_mode = request_body(req(response_format={"type": "json_object"}), model_options=COMPLETIONS_OPTIONS)
+    assert json_mode["options"] == {"response_format": {"type": "json_object"}}
+    unnamed = request_body(req(response_format={"type": "json_schema", "schema": SCHEMA}))  # options unknown: sent
+    assert unnamed["options"]["response_format"] == {"type": "json_schema",
+                                                     "json_schema": {"name": "response", "schema": SCHEMA}}
+
+
+ANTHROPIC_OPTIONS = ["temperature", "max_tokens", "tool_choice", "session_id", "timeout_ms", "reasoning", "stop",
+                     "top_p", "user", "parallel_tool_calls"]
+
+
+@pytest.mark.parametrize(("request_", "feature"), [
+    (req(seed=1), "config.seed"),
+    (req(presence_penalty=0.5), "config.presence_penalty"),
+    (req(response_format={"type": "json_object"}), "config.response_format"),
+])
+def test_a_native_option_the_models_api_lacks_is_refused_naming_the_api(request_, feature):
+    with pytest.raises(lm15.UnsupportedFeatureError) as info:
+        request_body(request_, model_options=ANTHROPIC_OPTIONS, api="anthropic-messages")
+    assert info.value.feature == feature
+    assert "anthropic-messages" in str(info.value) and feature.split(".")[1] in str(info.value)
+
+
+def test_native_options_through_dspy(client):
     lm = make(client)
-    with pytest.raises(dx.LMUnsupportedFeatureError, match="top_p"):
-        lm("hi", top_p=0.5)
-    assert client.calls == []  # refused before anything was sent
+    client.replies.append(message(text("ok")))
+    lm("hi", top_p=0.5, seed=3, response_format={"type": "json_object"})
+    (call,) = client.calls
+    assert call["options"] == {"top_p": 0.5, "seed": 3, "response_format": {"type": "json_object"}}
+    lm_plain = make(client, "fake/plain")  # PLAIN_INFO: an API without seed
+    with pytest.raises(dx.LMUnsupportedFeatureError, match="seed"):
+        lm_plain("hi", seed=3)
+    assert len(client.calls) == 1  # refused before anything was sent
 
 
 # --------------------------------------------------------------------------------------- responses
@@ -331,7 +367,11 @@ def test_capabilities_come_from_the_gateway_model_list(client):
     assert make(client, "fake/plain").supports_reasoning is False
     assert make(client, "fake/unknown").supports_function_calling is False
     assert "reasoning_effort" in make(client).supported_params
-    assert "response_format" not in make(client).supported_params
+    assert {"top_p", "seed", "presence_penalty", "frequency_penalty", "response_format"} <= make(client).supported_params
+    assert make(client).supports_response_schema is True
+    plain = make(client, "fake/plain")
+    assert "seed" not in plain.supported_params and "response_format" not in plain.supported_params
+    assert plain.supports_response_schema is False
 
 
 def test_model_info_given_skips_the_lookup(client):

@@ -3,7 +3,8 @@
 DSPy owns cache, retries, ``n``, history and streaming; :class:`PiGatewayEngine` and
 :class:`AsyncPiGatewayEngine` make one attempt per ``dspy.lm15.Request`` over
 :class:`~aiipython._client.PiGatewayClient` (``/lm/complete``, ``/lm/stream``; docs/protocol.md).
-Conversions live in ``_lm_convert``: what the gateway cannot carry raises
+Conversions live in ``_lm_convert``: what the gateway (or the model's pi API: ``top_p``, ``seed``,
+penalties, ``response_format``, ... per ``/models`` ``options``) cannot carry raises
 ``dspy.lm15.UnsupportedFeatureError``; gateway errors become ``dspy.lm15`` errors, so DSPy retries
 rate limits, timeouts and upstream 5xx.
 """
@@ -17,7 +18,14 @@ import dspy
 
 from . import _errors as E
 from ._gateway_options import GatewayOptions, GatewayTarget, LMClient
-from ._lm_convert import StreamMapper, mapped_errors, request_body, response_from_message
+from ._lm_convert import (
+    DSPY_PARAMS,
+    StreamMapper,
+    mapped_errors,
+    needs_model_options,
+    request_body,
+    response_from_message,
+)
 from ._model_names import dspy_model_name, pi_model_name
 
 __all__ = ["PiGatewayLM", "PiGatewayEngine", "AsyncPiGatewayEngine"]
@@ -61,22 +69,38 @@ class _EngineBase:
         info = self._model_info()
         return bool(info and info.get("reasoning"))
 
-    supports_response_schema = False
+    @property
+    def supports_response_schema(self) -> bool:
+        """True when the model's pi API carries ``response_format`` (``/models`` ``options``), so
+        DSPy's JSONAdapter sends a JSON schema (``json_schema``) instead of prompting for JSON."""
+        info = self._model_info()
+        return bool(info and "response_format" in (info.get("options") or ()))
 
     @property
     def supported_params(self) -> frozenset[str]:
+        """The ``dspy.LM`` call parameters this model takes: the ones every pi API has, plus
+        ``top_p``, ``seed``, penalties, ``user``, ``parallel_tool_calls`` and ``response_format``
+        where the model's pi API carries them (``/models`` ``options``)."""
         params = {"temperature", "max_tokens", "max_completion_tokens", "stop", "stream"}
         if self.supports_function_calling:
             params |= {"tools", "tool_choice"}
         if self.supports_reasoning:
             params.add("reasoning_effort")
+        info = self._model_info()
+        params |= {DSPY_PARAMS[o] for o in (info.get("options") or ()) if o in DSPY_PARAMS} if info else set()
         return frozenset(params)
 
     def _body(self, request: Any) -> dict[str, Any]:
         from dspy.clients.engines.base import validate_request
 
         validate_request(request)
-        body = request_body(request)
+        carried: Any = None
+        api = None
+        if needs_model_options(request.config):
+            info = self._model_info()
+            if info is not None and isinstance(info.get("options"), list):
+                carried, api = info["options"], info.get("api")
+        body = request_body(request, model_options=carried, api=api)
         if self.timeout is not None:
             body.setdefault("options", {})["timeout_ms"] = int(self.timeout * 1000)
         return body

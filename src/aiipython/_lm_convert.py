@@ -2,13 +2,17 @@
 lm15 Response / stream events, aiipython errors -> ``dspy.lm15`` errors (docs/protocol.md).
 
 Nothing is dropped: a part, tool or setting the gateway cannot carry raises
-``dspy.lm15.UnsupportedFeatureError`` whose ``feature`` names its path (``config.top_p``).
+``dspy.lm15.UnsupportedFeatureError`` whose ``feature`` names its path (``config.top_k``). The
+sampling and format settings pi's APIs differ on (``top_p``, ``seed``, penalties, ``user_id``,
+``response_format``, ``tool_choice.parallel``) go to the gateway as its options where the model's
+pi API carries them (``GET /models`` ``options``) and raise the same error, naming the API, where
+it does not.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,15 +23,22 @@ from ._client import openai_usage
 from ._model_names import pi_model_name
 
 __all__ = ["request_body", "response_from_message", "StreamMapper",
-           "mapped_errors", "lm15_error"]
+           "mapped_errors", "lm15_error", "needs_model_options", "DSPY_PARAMS"]
 
 
 _FINISH = {"stop": "stop", "length": "length", "toolUse": "tool_call"}
-# Request.config fields the gateway has no option for (pi's streamSimple has no top_p/seed/...).
-_UNCARRIED_CONFIG = (
-    "top_p", "top_k", "seed", "frequency_penalty", "presence_penalty", "response_format", "cache",
-    "service_tier", "user_id", "store", "logprobs", "probabilities", "extensions",
-)
+# Request.config fields the gateway has no option for at all.
+_UNCARRIED_CONFIG = ("top_k", "cache", "service_tier", "store", "logprobs", "probabilities", "extensions")
+# Request.config fields -> the gateway option carrying them where the model's pi API has it
+# (docs/protocol.md "POST /lm/complete"; GET /models lists each model's ``options``).
+_NATIVE_CONFIG = {
+    "top_p": "top_p", "seed": "seed", "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty", "user_id": "user", "response_format": "response_format",
+}
+#: gateway option -> the ``dspy.LM`` call parameter that sets it (``supported_params``).
+DSPY_PARAMS = {"top_p": "top_p", "seed": "seed", "presence_penalty": "presence_penalty",
+               "frequency_penalty": "frequency_penalty", "user": "user",
+               "parallel_tool_calls": "parallel_tool_calls", "response_format": "response_format"}
 _CONFIG_DEFAULTS = {"stop": (), "extensions": None}
 
 
@@ -178,9 +189,24 @@ def _tool_rows(message: Any, where: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _tool_choice(choice: Any) -> str | dict[str, Any]:
+class _Carried:
+    """The gateway options one model's pi API carries (``None``: not known, send and let the
+    gateway decide), and the refusal for one it does not."""
+
+    def __init__(self, options: Collection[str] | None, api: str | None) -> None:
+        self.options = None if options is None else frozenset(options)
+        self.api = api
+
+    def check(self, option: str, feature: str) -> str:
+        if self.options is not None and option not in self.options:
+            raise _unsupported(feature, f"the model's pi API ({self.api or 'unknown'}) has no {option}; it "
+                               f"carries {', '.join(sorted(self.options))} (docs/protocol.md, GET /models options)")
+        return option
+
+
+def _tool_choice(choice: Any, carried: _Carried, options: dict[str, Any]) -> str | dict[str, Any]:
     if choice.parallel is False:
-        raise _unsupported("config.tool_choice.parallel", "pi has no switch to forbid parallel tool calls")
+        options[carried.check("parallel_tool_calls", "config.tool_choice.parallel")] = False
     if not choice.allowed:
         return str(choice.mode)
     if choice.mode == "required" and len(choice.allowed) == 1:
@@ -188,13 +214,31 @@ def _tool_choice(choice: Any) -> str | dict[str, Any]:
     raise _unsupported("config.tool_choice.allowed", "only one required tool (or none) can be named")
 
 
-def _options(config: Any) -> dict[str, Any]:
+def _response_format(value: Mapping[str, Any]) -> dict[str, Any]:
+    """lm15's ``{"type": "json_object"}`` / ``{"type": "json_schema", "schema", "name"?, "strict"?}``
+    -> the gateway's (OpenAI's) ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"?}}``."""
+    if value.get("type") != "json_schema":
+        return {"type": value.get("type")}
+    schema: dict[str, Any] = {"name": value.get("name") or "response", "schema": value.get("schema")}
+    if value.get("strict") is not None:
+        schema["strict"] = value["strict"]
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def needs_model_options(config: Any) -> bool:
+    """True when ``config`` sets an option only some pi APIs carry, so :func:`request_body` needs
+    the model's ``/models`` ``options`` to refuse it clearly."""
+    choice = config.tool_choice
+    return any(getattr(config, name) is not None for name in _NATIVE_CONFIG) or (
+        choice is not None and choice.parallel is False)
+
+
+def _options(config: Any, carried: _Carried) -> dict[str, Any]:
     for name in _UNCARRIED_CONFIG:
         value = getattr(config, name)
         if value != _CONFIG_DEFAULTS.get(name):
             what = f" ({', '.join(sorted(value))})" if name == "extensions" else ""
-            raise _unsupported(f"config.{name}", f"pi's model calls take temperature, max_tokens, stop, "
-                               f"tool_choice and reasoning only{what}")
+            raise _unsupported(f"config.{name}", f"pi's model calls have no {name} setting{what}")
     options: dict[str, Any] = {}
     if config.temperature is not None:
         options["temperature"] = config.temperature
@@ -202,8 +246,13 @@ def _options(config: Any) -> dict[str, Any]:
         options["max_tokens"] = config.max_tokens
     if config.stop:
         options["stop"] = list(config.stop)
+    for name, option in _NATIVE_CONFIG.items():
+        value = getattr(config, name)
+        if value is not None:
+            carried.check(option, f"config.{name}")
+            options[option] = _response_format(value) if name == "response_format" else value
     if config.tool_choice is not None:
-        options["tool_choice"] = _tool_choice(config.tool_choice)
+        options["tool_choice"] = _tool_choice(config.tool_choice, carried, options)
     reasoning = config.reasoning
     if reasoning is not None:
         # The levels a model takes are pi's (/models thinking_levels): the gateway refuses any
@@ -216,12 +265,22 @@ def _options(config: Any) -> dict[str, Any]:
     return options
 
 
-def request_body(request: Any) -> dict[str, Any]:
+def request_body(request: Any, *, model_options: Collection[str] | None = None,
+                 api: str | None = None) -> dict[str, Any]:
     """A ``dspy.lm15.Request`` -> the ``/lm/complete`` body ``{model, messages, tools?, options?}``.
 
+    Args:
+        request: the lm15 request.
+        model_options: the model's ``/models`` ``options`` (the gateway options its pi API
+            carries); ``None`` when unknown: every option is sent and the gateway refuses (400)
+            one the API lacks.
+        api: the model's pi API, for the error message.
+
     Raises:
-        dspy.lm15.UnsupportedFeatureError: a part, tool or setting the gateway cannot carry;
-            ``feature`` names its path (e.g. ``config.top_p``).
+        dspy.lm15.UnsupportedFeatureError: a part, tool or setting the gateway cannot carry, or
+            one the model's pi API does not (``top_p``, ``seed``, penalties, ``user_id``,
+            ``response_format``, ``tool_choice.parallel``); ``feature`` names its path (e.g.
+            ``config.response_format``).
     """
     messages: list[dict[str, Any]] = []
     if request.system is not None:
@@ -251,7 +310,7 @@ def request_body(request: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"model": pi_model_name(request.model), "messages": messages}
     if tools:
         body["tools"] = tools
-    options = _options(request.config)
+    options = _options(request.config, _Carried(model_options, api))
     if options:
         body["options"] = options
     return body
