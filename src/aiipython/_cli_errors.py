@@ -1,4 +1,9 @@
-"""The CLI's one error path: aiipython's exceptions -> click's (exit codes 2 and 1, one message).
+"""The CLI's one error path: aiipython's, DSPy's and LiteLLM's exceptions -> click's (one
+``Error:`` message naming the fix, no traceback; exit codes as in README "Command line").
+
+Exit 2: a usage or configuration error (a bad option or ``AIIPYTHON_*`` value, DSPy's
+``LMConfigurationError``). Exit 1: the request failed: an unknown model, missing credentials, a
+provider error, or the machinery (Node, the gateway, the local model) could not run it.
 
 Every command runs under :class:`ErrorMappingGroup`, so a bad setting (``AIIPYTHON_START_TIMEOUT=soon``)
 prints one ``Error:`` line and exits 2 whichever command read it, and no command needs a ``try``.
@@ -35,6 +40,59 @@ def _errors() -> Iterator[None]:
         raise _UsageProblem(str(exc)) from exc
     except AiipythonError as exc:
         raise click.ClickException(str(exc)) from exc
+    except Exception as exc:
+        mapped = _dspy_or_litellm(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+#: DSPy's error classes (dspy.utils.exceptions) and LiteLLM's (litellm.exceptions), by class name
+#: (the nearest in the MRO wins): (what to do, usage error?).
+_FIXES: dict[str, tuple[str, bool]] = {
+    "LMConfigurationError": ("fix the LM's arguments as the message says", True),
+    "LMAuthError": ("check the provider's API key (e.g. OPENAI_API_KEY), or use pi's credentials with "
+                    "--lm-backend pi", False),
+    "AuthenticationError": ("check the provider's API key (e.g. OPENAI_API_KEY), or use pi's credentials with "
+                            "--lm-backend pi", False),
+    "PermissionDeniedError": ("the provider refused this key for this model; check its plan and access", False),
+    "LMBillingError": ("the provider's account needs credit or a plan", False),
+    "LMRateLimitError": ("the provider is rate-limiting; retry later", False),
+    "RateLimitError": ("the provider is rate-limiting; retry later", False),
+    "ContextWindowExceededError": ("shorten the prompt or use a model with a larger context window", False),
+    "LMUnsupportedModelError": ("check the model name; `aiipython models` lists pi's", False),
+    "NotFoundError": ("check the model name; `aiipython models` lists pi's", False),
+    "LMInvalidRequestError": ("check the model name and options", False),
+    "BadRequestError": ("check the model name and options", False),
+    "LMTimeoutError": ("the provider did not answer in time; retry, or raise the timeout", False),
+    "Timeout": ("the provider did not answer in time; retry, or raise the timeout", False),
+    "LMServerError": ("the provider failed or could not be reached; check the network (HTTPS_PROXY) and the "
+                      "provider's status, then retry", False),
+    "LMTransportError": ("the provider could not be reached; check the network (HTTPS_PROXY), then retry", False),
+    "APIConnectionError": ("the provider could not be reached; check the network (HTTPS_PROXY), then retry",
+                           False),
+    "InternalServerError": ("the provider failed or could not be reached; check the network (HTTPS_PROXY) and the "
+                            "provider's status, then retry", False),
+    "AdapterParseError": ("the model's answer did not follow DSPy's output format; retry, or use a stronger "
+                          "model", False),
+}
+
+
+def _dspy_or_litellm(exc: Exception) -> click.ClickException | None:
+    """One ``Error:`` line for an exception raised by DSPy or LiteLLM (None for anything else)."""
+    mro = type(exc).__mro__
+    origin = next((c.__module__.split(".")[0] for c in mro if c.__module__.split(".")[0] in ("dspy", "litellm")),
+                  None)
+    if origin is None:
+        return None
+    text = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    fix, usage = next((_FIXES[c.__name__] for c in mro if c.__name__ in _FIXES),
+                      ("see the message; the call failed", False))
+    source = "DSPy" if origin == "dspy" else "LiteLLM"
+    mapped = _UsageProblem(f"{source}: {first} (to fix: {fix})") if usage else click.ClickException(
+        f"{source}: {first} (to fix: {fix})")
+    return mapped
 
 
 class ErrorMappingGroup(click.Group):

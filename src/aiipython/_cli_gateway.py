@@ -102,6 +102,8 @@ def status(as_json: bool) -> None:
     try:
         runtime = find_node(settings)
         report["node"] = {"path": str(runtime.node), "version": runtime.version_text, "source": runtime.source}
+        if runtime.override_problem is not None:
+            report["node"]["override_problem"] = f"AIIPYTHON_NODE is not usable: {runtime.override_problem}"
     except AiipythonError as exc:
         report["node"] = {"error": str(exc)}
     try:
@@ -122,6 +124,8 @@ def status(as_json: bool) -> None:
     node = report["node"]
     click.echo(f"node:      {node.get('version')} ({node.get('source')}) {node.get('path')}" if "path" in node
                else f"node:      NOT FOUND\n{node['error']}")
+    if "override_problem" in node:
+        click.echo(f"warning:   {node['override_problem']}")
     damaged = f"damaged: {report['install_problem']}; " if "install_problem" in report else ""
     click.echo(f"installed: {'yes' if report['installed'] else f'no ({damaged}run `aiipython gateway install`)'}"
                f"  [{report.get('install_dir', report.get('install_error'))}]")

@@ -1,9 +1,12 @@
 """``make_lm()``: one call that returns the right ``dspy.LM`` for this machine.
 
-Backend: the argument, else ``AIIPYTHON_LM_BACKEND``, else ``auto`` (the Pi gateway when Node, the
+Backend: the argument, else ``AIIPYTHON_LM_BACKEND``, else ``auto``: the Pi gateway when Node, the
 gateway and the model all resolve; otherwise LiteLLM with one warning on the ``aiipython`` logger
-saying why). ``tabminion/*`` always takes LiteLLM. Model: the argument, else ``AIIPYTHON_MODEL``,
-else pi's default, else the first model with credentials, else the embedded local model.
+saying why, but only when LiteLLM can plausibly serve the model (it knows it and its credentials
+are set, ``_litellm_names``); else the error the ``pi`` backend would raise (an unknown model is
+``ModelNotFoundError`` naming close matches). ``tabminion/*`` always takes LiteLLM. Model: the
+argument, else ``AIIPYTHON_MODEL``, else pi's default, else the first model with credentials,
+else the embedded local model.
 """
 
 from __future__ import annotations
@@ -39,7 +42,12 @@ _START_FAILURES = (
 
 
 class _Fallback(Exception):
-    """Why ``auto`` cannot use the Pi gateway; the message is the reason logged."""
+    """Why ``auto`` cannot use the Pi gateway: ``reason`` (the warning's text when LiteLLM takes
+    over), ``model`` (the name LiteLLM would get) and ``error`` (what the ``pi`` backend raises)."""
+
+    def __init__(self, reason: str, model: str | None, error: E.AiipythonError) -> None:
+        super().__init__(reason)
+        self.reason, self.model, self.error = reason, model, error
 
 
 @dataclass(frozen=True)
@@ -89,14 +97,43 @@ def choose_backend(model: str | None = None, *, backend: str | None = None,
         return _pi_choice(name, gateway, auto=False)
     try:
         return _pi_choice(name, gateway, auto=True)
-    except _Fallback as reason:
-        fallback = name or reason.args[1]
-        if not fallback:
-            raise E.ConfigurationError(
-                f"no model to use: the Pi gateway is unavailable ({reason.args[0]}); pass make_lm(model=...) "
-                "or set AIIPYTHON_MODEL"
-            ) from reason.__cause__
-        return BackendChoice("litellm", fallback, reason=reason.args[0])
+    except _Fallback as fallback:
+        return _litellm_fallback(name, fallback)
+
+
+def _litellm_fallback(name: str | None, fallback: _Fallback) -> BackendChoice:
+    """``auto`` could not use pi: LiteLLM when it can plausibly serve the model (it knows the model
+    and its credentials are set; ``_litellm_names``), else the error the ``pi`` backend raises."""
+    from ._litellm_names import litellm_verdict
+
+    model = name or fallback.model
+    if not model:
+        raise _with_note(fallback.error, "No model was named for a LiteLLM fallback: pass --model / "
+                                         "make_lm(model=...) or set AIIPYTHON_MODEL.") from fallback.error.__cause__
+    verdict = litellm_verdict(model)
+    if verdict.can_serve:
+        return BackendChoice("litellm", model, reason=fallback.reason)
+    if isinstance(fallback.error, E.ModelNotFoundError) and not verdict.known:
+        close = fallback.error.candidates
+        raise E.ModelNotFoundError(
+            f"unknown model {model!r}: neither pi nor LiteLLM knows it"
+            + (f"; did you mean {', '.join(close)}?" if close else ";")
+            + " `aiipython models` lists the models pi knows", model=model, candidates=close)
+    if isinstance(fallback.error, E.ModelNotFoundError):
+        raise E.ProviderNotConfiguredError(
+            f"pi does not know the model {model!r} and {verdict.why_not()}: set it to call the model through "
+            "LiteLLM (`aiipython models` lists the models pi knows)", model=model, provider=verdict.provider)
+    if isinstance(fallback.error, E.ProviderNotConfiguredError):
+        raise fallback.error  # its message names the login and the variables already
+    raise _with_note(fallback.error, f"(auto backend: no LiteLLM fallback for {model!r}: "
+                                     f"{verdict.why_not()})") from fallback.error.__cause__
+
+
+def _with_note(exc: E.AiipythonError, note: str) -> E.AiipythonError:
+    """``exc`` again (same class and fields) with ``note`` on a line of its own after the message."""
+    return type(exc)(f"{exc.message}\n{note}", code=exc.code, status=exc.status, model=exc.model,
+                     provider=exc.provider, request_id=exc.request_id, retry_after=exc.retry_after,
+                     candidates=exc.candidates)
 
 
 def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: Any) -> dspy.LM:
@@ -118,10 +155,12 @@ def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: A
     Raises:
         aiipython.ConfigurationError: an unknown backend (the message lists the valid ones), or
             no model anywhere (the message says how to log in).
-        aiipython.NodeNotFoundError, GatewayInstallError, GatewayStartError: ``pi`` backend only.
-        aiipython.ModelNotFoundError, AmbiguousModelError: pi does not know the model (``pi``),
-            or several providers have a bare id (both ``pi`` and ``auto``).
-        aiipython.ProviderNotConfiguredError: ``pi`` backend and no credentials for the provider.
+        aiipython.NodeNotFoundError, GatewayInstallError, GatewayStartError: the gateway cannot
+            start (``pi``; ``auto`` too when LiteLLM cannot serve the model).
+        aiipython.ModelNotFoundError, AmbiguousModelError: pi does not know the model (``pi``; on
+            ``auto`` when LiteLLM does not know it either), or several providers have a bare id.
+        aiipython.ProviderNotConfiguredError: no credentials for the provider (``pi``; ``auto`` when
+            LiteLLM has none for it either).
     """
     gateway = GatewayOptions.pop(kwargs)
     choice = choose_backend(model, backend=backend, gateway=gateway)
@@ -130,7 +169,7 @@ def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: A
             logger.warning(
                 "make_lm: using LiteLLM (StreamingLM) for %r because %s. Set AIIPYTHON_LM_BACKEND=pi to make "
                 "this an error, or AIIPYTHON_LM_BACKEND=litellm to choose LiteLLM without this warning.",
-                choice.model, choice.reason,
+                choice.model, choice.reason.rstrip("."),
             )
         return _litellm_lm(choice.model, kwargs)
     from ._lm import PiGatewayLM
@@ -159,13 +198,16 @@ def _pi_choice(name: str | None, gateway: GatewayOptions, *, auto: bool) -> Back
         if not auto:
             raise
         reason = next(text for cls, text in _START_FAILURES if isinstance(exc, cls))
-        raise _Fallback(f"{reason}: {_first_line(exc)}", None) from exc
+        # No Node: the whole message (the three places searched); otherwise its first line.
+        detail = exc.message.strip() if isinstance(exc, E.NodeNotFoundError) else _first_line(exc)
+        raise _Fallback(f"{reason}: {detail}", None, exc) from exc
     full, info = _resolve(name, listing, auto=auto)
     if not info.get("available"):
         message = _no_credentials(client, info["provider"])
+        error = E.ProviderNotConfiguredError(message, model=full, provider=info["provider"])
         if auto:
-            raise _Fallback(message, full)
-        raise E.ProviderNotConfiguredError(message, model=full, provider=info["provider"])
+            raise _Fallback(message, full, error)
+        raise error
     return BackendChoice("pi", full, info=info, target=target)
 
 
@@ -185,10 +227,11 @@ def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tup
                                         "name one as provider/id", model=wanted, candidates=same_id)
         close = difflib.get_close_matches(wanted, list(by_name), n=5, cutoff=0.5)
         message = f"pi does not know the model {wanted!r}" + (f" (close: {', '.join(close)})" if close else "")
+        error = E.ModelNotFoundError(message + "; `aiipython models` lists the models pi knows",
+                                     model=wanted, candidates=close)
         if auto:
-            raise _Fallback(message, wanted)
-        raise E.ModelNotFoundError(message + "; `aiipython models` lists the models pi knows",
-                                   model=wanted, candidates=close)
+            raise _Fallback(message, wanted, error)
+        raise error
     default = listing.get("default_model")
     if isinstance(default, Mapping) and f"{default.get('provider')}/{default.get('id')}" in by_name:
         full = f"{default['provider']}/{default['id']}"
@@ -217,4 +260,4 @@ def _no_credentials(client: LMClient, provider: str) -> str:
     except E.GatewayError:
         pass  # the hint below is still right, only less specific
     how = f"set {' or '.join(env_vars)}" if env_vars else "add an apiKey for it in pi's models.json"
-    return f"pi has no credentials for provider {provider!r} (log in with `aiipython auth login {provider}`, or {how})"
+    return f"pi has no credentials for provider {provider!r}: run `aiipython auth login {provider}`, or {how}"

