@@ -77,6 +77,134 @@ function tokenScope(given, client, admin) {
   return isAdmin ? "admin" : isClient ? "client" : null;
 }
 
+/** Every route plugin, registered in this order with the same options (v1: routes/v1/index.mjs). */
+export const ROUTE_MODULES = Object.freeze([
+  healthRoutes,
+  modelRoutes,
+  authRoutes,
+  authLoginRoutes,
+  lmRoutes,
+  providerRoutes,
+  v1Routes,
+]);
+
+function checkTokens(token, adminToken) {
+  if (typeof token !== "string" || token.length === 0) throw new Error("buildApp: a non-empty token is required");
+  if (adminToken !== undefined && (typeof adminToken !== "string" || adminToken.length === 0 || adminToken === token)) {
+    throw new Error("buildApp: the admin token must be a non-empty string different from the client token");
+  }
+}
+
+/** fastify with the gateway's request ids (a client's valid x-request-id, else prefix-counter). */
+function createFastify(bodyLimit) {
+  const idPrefix = randomBytes(4).toString("hex");
+  let seq = 0;
+  return Fastify({
+    logger: false,
+    bodyLimit,
+    requestIdHeader: false,
+    return503OnClosing: false, // the onRequest hook answers 503 shutting_down with the envelope
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : `${idPrefix}-${(++seq).toString(36)}`;
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+  });
+}
+
+/**
+ * `shutdown({graceMs})`: refuse new requests (503), abort in-flight upstream calls, close the
+ * server. Connections still open after a short grace period (time for the aborted calls'
+ * replies) are destroyed.
+ */
+function shutdownFor(app, state, admission) {
+  return async function shutdown({ graceMs = CLOSE_GRACE_MS } = {}) {
+    if (state.shuttingDown) return;
+    state.shuttingDown = true;
+    admission.close();
+    for (const call of state.inflight) call.abort("shutdown");
+    const force = setTimeout(() => app.server.closeAllConnections(), graceMs);
+    force.unref();
+    try {
+      await app.close();
+    } finally {
+      clearTimeout(force);
+    }
+  };
+}
+
+/**
+ * Per request: `request.gw` (timing, the call, model and error type for the log), the
+ * x-request-id header, and when the response closes, the abort of a call whose client left and
+ * the one log line.
+ */
+function trackRequest(request, reply, logger) {
+  const res = reply.raw;
+  const gw = { start: performance.now(), call: null, model: undefined, errorType: undefined };
+  request.gw = gw;
+  res.setHeader("x-request-id", request.id);
+  res.once("close", () => {
+    const call = gw.call;
+    if (call && !res.writableFinished) call.abort("client"); // the client went away: stop the upstream call
+    if (logger.enabled("info") || (gw.errorType && logger.enabled("warn"))) {
+      const line = {
+        event: "request",
+        request_id: request.id,
+        method: request.method,
+        route: request.routeOptions.url ?? request.url.slice(0, 200).split("?")[0],
+        status: res.writableFinished ? res.statusCode : 499,
+        duration_ms: Math.round((performance.now() - gw.start) * 100) / 100,
+      };
+      if (gw.model) line.model = gw.model;
+      if (gw.errorType) line.error_type = gw.errorType;
+      if (!res.writableFinished) line.client_closed = true;
+      (gw.errorType && line.status >= 500 ? logger.warn : logger.info)(line);
+    }
+  });
+}
+
+/** The error that refuses `request` (shutting down, no or wrong token, admin route), or null. */
+function refusal(request, state, clientDigest, adminDigest) {
+  if (state.shuttingDown) return new GatewayError("shutting_down", "the gateway is shutting down");
+  const auth = request.headers.authorization;
+  if (typeof auth !== "string" || auth.length < 8 || auth.slice(0, 7).toLowerCase() !== "bearer ") {
+    return new GatewayError("unauthorized", "missing gateway token (Authorization: Bearer <token>)");
+  }
+  const scope = tokenScope(auth.slice(7).trim(), clientDigest, adminDigest);
+  if (scope === null) return new GatewayError("unauthorized", "wrong gateway token");
+  // One rule for every route: `config: { admin: true }` needs the admin token (node_gateway/README.md).
+  if (request.routeOptions.config?.admin && scope !== "admin") {
+    return new GatewayError("forbidden", `${request.method} ${request.routeOptions.url} needs the gateway's admin token; a client token can call /lm/*, /v1/*, /models, /auth/status and /health (logins and keys need the admin token)`);
+  }
+  return null;
+}
+
+/** The one error handler: the envelope (errors.mjs) with its status and headers. */
+function errorHandler(bodyLimit, logger) {
+  return async (err, request, reply) => {
+    const gerr = toGatewayError(err, bodyLimit);
+    if (gerr.type === "request_too_large") {
+      // Answer once the client has finished sending: a reply sent mid-upload is followed by a
+      // connection reset that makes many clients lose it. Bytes are discarded, never buffered.
+      await drainRequest(request.raw, bodyLimit, DRAIN_MS);
+    }
+    if (gerr.type === "internal_error") {
+      logger.error({ event: "internal_error", request_id: request.id, error: redact(String(err?.stack ?? err)) });
+    }
+    if (request.gw) request.gw.errorType = gerr.type;
+    if ((gerr.type === "rate_limit" || gerr.type === "mailbox_full") && gerr.extra?.retry_after !== undefined) {
+      reply.header("retry-after", String(Math.ceil(gerr.extra.retry_after)));
+    }
+    if (gerr.type === "request_too_large" || gerr.type === "shutting_down") reply.header("connection", "close");
+    reply.code(gerr.statusCode).send(envelopeFor(request, gerr));
+  };
+}
+
+function notFound(request, reply) {
+  request.gw.errorType = "not_found";
+  reply.code(404).send(envelopeFor(request, new GatewayError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)));
+}
+
 /**
  * Build the fastify app. `adapter`: a PiAdapter; `token`: the client token (required: /lm/*,
  * /v1/*, /models, /auth/status, /health); `adminToken`: the admin token, also needed for routes
@@ -100,130 +228,28 @@ export function buildApp({
   agentBus = new AgentBus(),
   loginFlows = new LoginFlows({ logger }),
 } = {}) {
-  if (typeof token !== "string" || token.length === 0) throw new Error("buildApp: a non-empty token is required");
+  checkTokens(token, adminToken);
   if (!adapter) throw new Error("buildApp: a PiAdapter is required");
-  if (adminToken !== undefined && (typeof adminToken !== "string" || adminToken.length === 0 || adminToken === token)) {
-    throw new Error("buildApp: the admin token must be a non-empty string different from the client token");
-  }
   addSecret(token);
   addSecret(adminToken);
   const clientDigest = digest(token);
   const adminDigest = adminToken ? digest(adminToken) : null;
-  const idPrefix = randomBytes(4).toString("hex");
-  let seq = 0;
 
-  const app = Fastify({
-    logger: false,
-    bodyLimit,
-    requestIdHeader: false,
-    return503OnClosing: false, // the onRequest hook answers 503 shutting_down with the envelope
-    genReqId: (req) => {
-      const given = req.headers["x-request-id"];
-      return typeof given === "string" && REQUEST_ID.test(given) ? given : `${idPrefix}-${(++seq).toString(36)}`;
-    },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
-  });
-
+  const app = createFastify(bodyLimit);
   const state = { shuttingDown: false, inflight: new Set() };
-  app.decorate("gateway", {
-    state,
-    logger,
-    /**
-     * Refuse new requests (503), abort in-flight upstream calls, close the server. Connections
-     * still open after a short grace period (time for the aborted calls' replies) are destroyed.
-     */
-    async shutdown({ graceMs = CLOSE_GRACE_MS } = {}) {
-      if (state.shuttingDown) return;
-      state.shuttingDown = true;
-      admission.close();
-      for (const call of state.inflight) call.abort("shutdown");
-      const force = setTimeout(() => app.server.closeAllConnections(), graceMs);
-      force.unref();
-      try {
-        await app.close();
-      } finally {
-        clearTimeout(force);
-      }
-    },
-  });
+  app.decorate("gateway", { state, logger, shutdown: shutdownFor(app, state, admission) });
   app.decorateRequest("gw", null);
-
   app.addHook("onRequest", (request, reply, done) => {
-    const res = reply.raw;
-    const gw = { start: performance.now(), call: null, model: undefined, errorType: undefined };
-    request.gw = gw;
-    res.setHeader("x-request-id", request.id);
-    res.once("close", () => {
-      const call = gw.call;
-      if (call && !res.writableFinished) call.abort("client"); // the client went away: stop the upstream call
-      if (logger.enabled("info") || (gw.errorType && logger.enabled("warn"))) {
-        const line = {
-          event: "request",
-          request_id: request.id,
-          method: request.method,
-          route: request.routeOptions.url ?? request.url.slice(0, 200).split("?")[0],
-          status: res.writableFinished ? res.statusCode : 499,
-          duration_ms: Math.round((performance.now() - gw.start) * 100) / 100,
-        };
-        if (gw.model) line.model = gw.model;
-        if (gw.errorType) line.error_type = gw.errorType;
-        if (!res.writableFinished) line.client_closed = true;
-        (gw.errorType && line.status >= 500 ? logger.warn : logger.info)(line);
-      }
-    });
-    if (state.shuttingDown) {
-      done(new GatewayError("shutting_down", "the gateway is shutting down"));
-      return;
-    }
-    const auth = request.headers.authorization;
-    if (typeof auth !== "string" || auth.length < 8 || auth.slice(0, 7).toLowerCase() !== "bearer ") {
-      done(new GatewayError("unauthorized", "missing gateway token (Authorization: Bearer <token>)"));
-      return;
-    }
-    const scope = tokenScope(auth.slice(7).trim(), clientDigest, adminDigest);
-    if (scope === null) {
-      done(new GatewayError("unauthorized", "wrong gateway token"));
-      return;
-    }
-    // One rule for every route: `config: { admin: true }` needs the admin token (node_gateway/README.md).
-    if (request.routeOptions.config?.admin && scope !== "admin") {
-      done(new GatewayError("forbidden", `${request.method} ${request.routeOptions.url} needs the gateway's admin token; a client token can call /lm/*, /v1/*, /models, /auth/status and /health (logins and keys need the admin token)`));
-      return;
-    }
-    done();
+    trackRequest(request, reply, logger);
+    const refused = refusal(request, state, clientDigest, adminDigest);
+    if (refused) done(refused);
+    else done();
   });
-
-  app.setErrorHandler(async (err, request, reply) => {
-    const gerr = toGatewayError(err, bodyLimit);
-    if (gerr.type === "request_too_large") {
-      // Answer once the client has finished sending: a reply sent mid-upload is followed by a
-      // connection reset that makes many clients lose it. Bytes are discarded, never buffered.
-      await drainRequest(request.raw, bodyLimit, DRAIN_MS);
-    }
-    if (gerr.type === "internal_error") {
-      logger.error({ event: "internal_error", request_id: request.id, error: redact(String(err?.stack ?? err)) });
-    }
-    if (request.gw) request.gw.errorType = gerr.type;
-    if ((gerr.type === "rate_limit" || gerr.type === "mailbox_full") && gerr.extra?.retry_after !== undefined) {
-      reply.header("retry-after", String(Math.ceil(gerr.extra.retry_after)));
-    }
-    if (gerr.type === "request_too_large" || gerr.type === "shutting_down") reply.header("connection", "close");
-    reply.code(gerr.statusCode).send(envelopeFor(request, gerr));
-  });
-
-  app.setNotFoundHandler((request, reply) => {
-    request.gw.errorType = "not_found";
-    reply.code(404).send(envelopeFor(request, new GatewayError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)));
-  });
+  app.setErrorHandler(errorHandler(bodyLimit, logger));
+  app.setNotFoundHandler(notFound);
 
   admitModelRoutes(app, admission); // before the routes: /lm/* and /v1 model calls
   const routeOpts = { adapter, timeoutMs, state, startedAt, version: GATEWAY_VERSION, admission, providerEnvAllow, agentBus, loginFlows };
-  app.register(healthRoutes, routeOpts);
-  app.register(modelRoutes, routeOpts);
-  app.register(authRoutes, routeOpts);
-  app.register(authLoginRoutes, routeOpts);
-  app.register(lmRoutes, routeOpts);
-  app.register(providerRoutes, routeOpts);
-  app.register(v1Routes, routeOpts); // /v1: the OpenAI-compatible API and the agent bus, one module per resource (routes/v1/)
+  for (const routes of ROUTE_MODULES) app.register(routes, routeOpts);
   return app;
 }

@@ -1,7 +1,36 @@
 // GET /health: liveness and versions (docs/protocol.md).
 
+const number = { type: "number" };
+const integer = { type: "integer" };
+const string = { type: "string" };
+
+/** The reply, serialised (and checked: a missing or mistyped field is a 500) by fastify. */
+export const healthSchema = {
+  type: "object",
+  required: ["ok", "pid", "uptime_s", "version", "pi_version", "node_version", "memory", "admission"],
+  additionalProperties: true,
+  properties: {
+    ok: { type: "boolean" },
+    pid: integer,
+    uptime_s: number,
+    version: string,
+    pi_version: string,
+    node_version: string,
+    memory: {
+      type: "object",
+      required: ["rss_mb", "heap_used_mb", "heap_total_mb"],
+      properties: { rss_mb: number, heap_used_mb: number, heap_total_mb: number },
+    },
+    admission: {
+      type: "object",
+      required: ["inflight", "queued", "limit", "queue_limit", "shed"],
+      properties: { inflight: integer, queued: integer, limit: integer, queue_limit: integer, shed: integer },
+    },
+  },
+};
+
 export default async function healthRoutes(app, { adapter, startedAt, version, admission }) {
-  app.get("/health", async () => ({
+  app.get("/health", { schema: { response: { 200: healthSchema } } }, async () => ({
     ok: true,
     pid: process.pid,
     uptime_s: Math.round((Date.now() - startedAt) / 100) / 10,

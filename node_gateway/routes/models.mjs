@@ -1,7 +1,55 @@
 // GET /models: every model pi knows, whether it has credentials, and the user's default model.
 
+const string = { type: "string" };
+const number = { type: "number" };
+const strings = { type: "array", items: string };
+
+/** One /models entry (docs/protocol.md "GET /models"); cost in $ per 1M tokens. */
+export const modelEntrySchema = {
+  type: "object",
+  required: ["provider", "id", "name", "api", "reasoning", "thinking_levels", "input", "context_window",
+    "max_tokens", "cost", "available", "options"],
+  additionalProperties: true,
+  properties: {
+    provider: string,
+    id: string,
+    name: string,
+    api: string,
+    reasoning: { type: "boolean" },
+    thinking_levels: strings,
+    input: strings,
+    context_window: number,
+    max_tokens: number,
+    cost: {
+      type: "object",
+      required: ["input", "output", "cache_read", "cache_write"],
+      properties: { input: number, output: number, cache_read: number, cache_write: number },
+    },
+    available: { type: "boolean" },
+    options: strings,
+  },
+};
+
+/** The reply, serialised (and checked: a missing or mistyped field is a 500) by fastify. */
+export const modelsSchema = {
+  type: "object",
+  required: ["models", "default_model", "models_json_error", "providers_error"],
+  additionalProperties: true,
+  properties: {
+    models: { type: "array", items: modelEntrySchema },
+    default_model: {
+      type: ["object", "null"],
+      required: ["provider", "id"],
+      additionalProperties: true,
+      properties: { provider: string, id: string },
+    },
+    models_json_error: { type: ["string", "null"] },
+    providers_error: { type: ["object", "null"], additionalProperties: string },
+  },
+};
+
 export default async function modelRoutes(app, { adapter }) {
-  app.get("/models", async () => ({
+  app.get("/models", { schema: { response: { 200: modelsSchema } } }, async () => ({
     models: await adapter.listModels(),
     default_model: adapter.defaultModel(),
     models_json_error: adapter.modelsJsonError(),

@@ -8,8 +8,20 @@ import { invalid } from "../../errors.mjs";
 
 const openaiModel = (m) => ({ id: `${m.provider}/${m.id}`, object: "model", created: 0, owned_by: m.provider });
 
+/** OpenAI's Model object; the replies are serialised (and checked) by fastify. */
+export const openaiModelSchema = {
+  type: "object",
+  required: ["id", "object", "created", "owned_by"],
+  properties: { id: { type: "string" }, object: { const: "model" }, created: { type: "integer" }, owned_by: { type: "string" } },
+};
+const listSchema = {
+  type: "object",
+  required: ["object", "data"],
+  properties: { object: { const: "list" }, data: { type: "array", items: openaiModelSchema } },
+};
+
 export default async function v1ModelRoutes(app, { adapter }) {
-  app.get("/v1/models", async (request) => {
+  app.get("/v1/models", { schema: { response: { 200: listSchema } } }, async (request) => {
     const all = request.query?.all;
     if (all !== undefined && all !== "true" && all !== "false") throw invalid('all must be "true" or "false"', { param: "all" });
     const models = await adapter.listModels();
@@ -17,7 +29,7 @@ export default async function v1ModelRoutes(app, { adapter }) {
     return { object: "list", data };
   });
 
-  app.get("/v1/models/*", async (request) => {
+  app.get("/v1/models/*", { schema: { response: { 200: openaiModelSchema } } }, async (request) => {
     let name;
     try {
       name = decodeURIComponent(request.params["*"] ?? "");
