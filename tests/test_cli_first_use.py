@@ -130,3 +130,66 @@ def test_the_default_backend_still_answers_through_pi(fake_home: dict[str, str],
     fake_upstream.enqueue(Reply(text="through pi"))
     out = run(fake_home, "--model", FAKE, "ask", "hi")
     assert (out.returncode, out.stdout.strip()) == (0, "through pi"), out.stderr
+
+
+# --------------------------------------------------------------------------------------- 3. models
+
+
+def test_models_piped_is_one_model_per_line(fake_home: dict[str, str]) -> None:
+    every = json.loads(run(fake_home, "models", "--json").stdout)["models"]
+    out = run(fake_home, "models")
+    assert out.returncode == 0
+    assert out.stdout.splitlines() == [f"{m['provider']}/{m['id']}" for m in every]
+    assert run(fake_home, "models", "--provider", "fake").stdout == f"{FAKE}\n"
+
+
+def test_models_query_terms_and_together(fake_home: dict[str, str]) -> None:
+    assert run(fake_home, "models", "-q", "FAKE", "--query", "model").stdout == f"{FAKE}\n"
+    assert run(fake_home, "models", "-q", "fake", "-q", "no-such-text").stdout == ""
+    sonnets = run(fake_home, "models", "-q", "claude", "-q", "sonnet").stdout.splitlines()
+    assert "anthropic/claude-sonnet-4-5" in sonnets
+    assert all("claude" in s and "sonnet" in s for s in sonnets)
+    data = json.loads(run(fake_home, "models", "--json", "-q", "fake-model").stdout)
+    assert [f"{m['provider']}/{m['id']}" for m in data["models"]] == [FAKE]
+
+
+def test_models_unknown_provider_suggests(fake_home: dict[str, str]) -> None:
+    out = run(fake_home, "models", "--provider", "antropic")
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == ("Error: pi has no provider 'antropic'; did you mean anthropic? "
+                                           "`aiipython auth status` lists the providers")
+
+
+def test_models_json_carries_models_json_error(home: dict[str, str]) -> None:
+    (Path(home["PI_CODING_AGENT_DIR"]) / "models.json").write_text('{"providers": {"x": ')
+    out = run(home, "models", "--json")
+    assert out.returncode == 0
+    data = json.loads(out.stdout)
+    assert isinstance(data["models_json_error"], str) and "models.json" in data["models_json_error"]
+    assert len(data["models"]) > 100  # pi's built-in catalog still listed
+    assert json.loads(run(home, "models", "--json", "--provider", "anthropic").stdout)["models_json_error"]
+
+
+def test_models_table_at_80_columns_keeps_every_column(fake_home: dict[str, str]) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "aiipython", "models", "--provider", "fake"], stdout=slave,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=dict(fake_home, COLUMNS="80"))
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
+    proc.stderr.close()
+    text = b"".join(chunks).decode()
+    row = next(line for line in text.splitlines() if FAKE in line)
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == [FAKE, "32,000", "1 / 2", "yes"]

@@ -127,36 +127,82 @@ def _ask_lm(lm: Any, messages: list[dict[str, Any]], max_tokens: int | None, tem
 @cli.command()
 @click.option("--available", is_flag=True, help="Only models pi has credentials for.")
 @click.option("--provider", default=None, help="Only this provider's models.")
+@click.option("-q", "--query", "queries", multiple=True, metavar="TEXT",
+              help="Only models whose provider/id or name contains TEXT (any case); repeat to AND them.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def models(available: bool, provider: str | None, as_json: bool) -> None:
-    """List the models pi knows (provider/id, context, cost in $ per 1M tokens)."""
+def models(available: bool, provider: str | None, queries: tuple[str, ...], as_json: bool) -> None:
+    """List the models pi knows (provider/id, context, cost in $ per 1M tokens).
+
+    On a terminal a table; piped, one provider/id per line (for grep, fzf, xargs).
+
+    \b
+    Examples:
+      aiipython models -q claude -q sonnet
+      aiipython models --available --provider anthropic
+    """
     from ._client import get_client
 
     with _errors():
         data = get_client().list_models()
-    rows = [m for m in data.get("models", [])
-            if (not available or m.get("available")) and (provider is None or m.get("provider") == provider)]
+    every = [m for m in data.get("models", []) if isinstance(m, dict)]
+    if provider is not None:
+        _check_provider(provider, every, data)
+    wanted = [q.lower() for q in queries]
+    rows = [m for m in every
+            if (not available or m.get("available")) and (provider is None or m.get("provider") == provider)
+            and all(q in f"{m.get('provider')}/{m.get('id')} {m.get('name', '')}".lower() for q in wanted)]
     if as_json:
-        click.echo(json.dumps({"models": rows, "default_model": data.get("default_model")}, indent=2))
+        click.echo(json.dumps({"models": rows, "default_model": data.get("default_model"),
+                               "models_json_error": data.get("models_json_error"),
+                               "providers_error": data.get("providers_error") or {}}, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{len(rows)} models" + (" with credentials" if available else ""))
-    table.add_column("model", no_wrap=True)  # the name to copy: never wrapped
-    for col in ("name", "context", "max out", "reasoning", "input", "$ in/out per 1M", "available"):
-        table.add_column(col, justify="right" if col in ("context", "max out") else "left")
-    for m in rows:
-        cost = m.get("cost") or {}
-        table.add_row(f"{m['provider']}/{m['id']}", str(m.get("name", "")), f"{m.get('context_window', 0):,}",
-                      f"{m.get('max_tokens', 0):,}", "yes" if m.get("reasoning") else "",
-                      ",".join(m.get("input", [])), f"{cost.get('input', 0):g} / {cost.get('output', 0):g}",
-                      "yes" if m.get("available") else "")
-    Console().print(table)
+    if sys.stdout.isatty():
+        _models_table(rows, available)
+    else:
+        for m in rows:
+            click.echo(f"{m['provider']}/{m['id']}")
     if data.get("models_json_error"):
         click.echo(f"warning: pi's models.json has a problem: {data['models_json_error']}", err=True)
     for reason in (data.get("providers_error") or {}).values():
         click.echo(f"warning: {reason}", err=True)
+
+
+def _check_provider(provider: str, every: list[dict[str, Any]], data: dict[str, Any]) -> None:
+    """A ``--provider`` pi has no model for is a usage error naming close provider ids."""
+    import difflib
+
+    known = sorted({str(m.get("provider")) for m in every} | set(data.get("providers_error") or {}))
+    if provider in known:
+        return
+    close = difflib.get_close_matches(provider, known, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise click.UsageError(f"pi has no provider {provider!r}; {hint}`aiipython auth status` lists the providers")
+
+
+def _models_table(rows: list[dict[str, Any]], available: bool) -> None:
+    """A rich table sized to the terminal: the detail columns only when they fit (>= 140 columns);
+    narrower, a model name longer than its column folds onto a second line rather than hiding a column."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    wide = console.width >= 140
+    table = Table(title=f"{len(rows)} models" + (" with credentials" if available else ""))
+    table.add_column("model", no_wrap=wide, overflow="fold")  # the name to copy: never cut short
+    columns = ("name", "context", "max out", "reasoning", "input", "$ in/out per 1M", "available") if wide \
+        else ("context", "$ in/out per 1M", "available")
+    for col in columns:
+        table.add_column(col, justify="right" if col in ("context", "max out") else "left", no_wrap=not wide,
+                         min_width=None if wide else len(col))
+    for m in rows:
+        cost = m.get("cost") or {}
+        cells = {"name": str(m.get("name", "")), "context": f"{m.get('context_window', 0):,}",
+                 "max out": f"{m.get('max_tokens', 0):,}", "reasoning": "yes" if m.get("reasoning") else "",
+                 "input": ",".join(m.get("input", [])),
+                 "$ in/out per 1M": f"{cost.get('input', 0):g} / {cost.get('output', 0):g}",
+                 "available": "yes" if m.get("available") else ""}
+        table.add_row(f"{m['provider']}/{m['id']}", *(cells[c] for c in columns))
+    console.print(table)
 
 
 @cli.group()
