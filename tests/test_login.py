@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import stat
 import subprocess
@@ -238,6 +239,61 @@ def test_cli_picker_lists_pi_providers_and_starts_the_chosen_one(tmp_path, fake_
     assert _status(env, "groq")["source"] == "api_key"
 
 
+def _cli_anthropic(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str], str]:
+    """``aiipython auth login anthropic --no-browser`` answering pi's choice with 1 (browser) on
+    stdin; returns once the sign-in URL is printed (pi's callback server listens then)."""
+    proc = subprocess.Popen([sys.executable, "-m", "aiipython", "auth", "login", "anthropic", "--no-browser"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write("1\n")
+    proc.stdin.flush()
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "https://claude.ai/oauth/authorize?" in line:
+            break
+    assert any("Choose 1-2" in line for line in seen), seen
+    url = next((line.strip() for line in seen if "https://claude.ai/" in line), "")
+    assert parse_qs(urlsplit(url).query).get("client_id") == [ANTHROPIC_CLIENT_ID], seen
+    return proc, seen, url
+
+
+def test_cli_oauth_on_the_terminal_ctrl_c_then_a_full_login(tmp_path, fake_upstream, fake_oauth, callback_port,  # type: ignore[no-untyped-def]
+                                                            node_install) -> None:
+    """The terminal defaults: pi's choice as a numbered question (answered on stdin), the sign-in
+    URL printed (no browser with --no-browser). Ctrl-C: the CLI cancels the flow and exits 1.
+    Again, and the browser signs in: the CLI's own gateway (pi's endpoints routed to the fake, as
+    in OAuthGateway) stores the token and the CLI ends by itself, the paste prompt left unanswered."""
+    home = _home(tmp_path, fake_upstream.base_url)
+    env = _cli_env(home)
+    env.update(FAKE_OAUTH_URL=fake_oauth.url, NODE_OPTIONS=f"--import={(TESTS / 'route_oauth_fetch.mjs').as_uri()}")
+    proc, seen, _ = _cli_anthropic(env)
+    assert not _port_free(callback_port)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    OUTPUTS.extend(["".join(seen), stdout, stderr])
+    assert proc.returncode == 1, stderr
+    assert "Aborted!" in stderr and "Traceback" not in stderr and "Fatal" not in stderr
+
+    proc, seen, url = _cli_anthropic(env)
+    back = fake_oauth.authorize("anthropic", url).replace("//localhost:", "//127.0.0.1:")
+    OUTPUTS.append(httpx.get(back, timeout=30).text)
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout = proc.stdout.read()  # stdin stays open (a terminal would): the paste prompt still waits on it
+    assert proc.wait(60) is not None
+    stderr = proc.stderr.read()
+    assert proc.stdin is not None
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        pipe.close()
+    OUTPUTS.extend(["".join(seen), stdout, stderr])
+    assert proc.returncode == 0, stderr
+    assert "Logged in to anthropic (oauth)" in stdout
+    assert "Fatal" not in stderr and "Traceback" not in stderr
+    token = fake_oauth.state()["tokens"]["anthropic"]
+    assert _auth_json(home)[1]["anthropic"]["access"] == token
+    assert _status(env, "anthropic")["source"] == "oauth"
+
+
 # -- the Python API on a gateway of this module ----------------------------------------------------
 
 
@@ -343,7 +399,7 @@ def _port_free(port: int) -> bool:
 
 
 @pytest.fixture
-def callback_port(oauth_gw: OAuthGateway) -> Iterator[int]:
+def callback_port() -> Iterator[int]:
     """Anthropic's fixed callback port, free before the test (waiting, bounded, for another
     process to let go of it) and asserted free after it."""
     deadline = time.monotonic() + 60
@@ -354,22 +410,18 @@ def callback_port(oauth_gw: OAuthGateway) -> Iterator[int]:
     assert _port_free(ANTHROPIC_PORT), "a login of this test left pi's callback server open"
 
 
-#: Set at the end of the module: releases the on_prompt threads left waiting (below).
-RELEASE = threading.Event()
-
-
 def choose(option: str | None = None):  # type: ignore[no-untyped-def]
     """An on_prompt that picks ``option`` at a select prompt and leaves any other prompt (pi's
-    paste-the-code fallback, raced against its callback server) unanswered: pi closes it when
-    the browser's callback arrives (its thread is released at the end of the module)."""
+    paste-the-code fallback, raced against its callback server) unanswered until pi closes it
+    (the browser's callback arrived) or the flow ends."""
     def on_prompt(prompt: AuthPrompt) -> str:
         OUTPUTS.append(repr(prompt))
         if prompt.type == "select":
             assert option in [o.id for o in prompt.options], prompt
             return option or ""
         assert prompt.type == "manual_code", prompt
-        RELEASE.wait(300)
-        return ""
+        assert prompt.closed.wait(300)
+        return ""  # ignored: the prompt is closed
     return on_prompt
 
 
@@ -528,7 +580,6 @@ def test_import_stays_cheap() -> None:
 
 def test_no_output_holds_a_key_code_or_token(fake_oauth, oauth_gw) -> None:  # type: ignore[no-untyped-def]
     """Last: every CLI output, SSE frame, exception text and the gateway's log (closed first)."""
-    RELEASE.set()
     issued = fake_oauth.state()["secrets"]
     oauth_gw.close()
     assert len(issued) >= 4 and len(OUTPUTS) > 20

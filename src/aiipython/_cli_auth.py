@@ -33,17 +33,25 @@ def _pick(providers: list[LoginProvider], api_key: bool) -> str:
     choices = [p for p in providers if not api_key or p.method("api_key")]
     # pi's /login order: subscriptions (OAuth) first, then API keys; by name within each.
     choices.sort(key=lambda p: (p.method("oauth") is None, p.name.lower()))
+    from ._login import read_line
+
     click.echo("Log in to which provider?")
     for n, p in enumerate(choices, 1):
         click.echo(f"  {n:>2}. {_describe(p)}")
-    n = click.prompt("Number", type=click.IntRange(1, len(choices)), err=True)
-    return choices[n - 1].provider
+    while True:  # stdin read like the login's own prompts (one buffer: piped answers stay in order)
+        click.echo(f"Number (1-{len(choices)}): ", nl=False, err=True)
+        answer = read_line().strip()
+        if answer.isdigit() and 1 <= int(answer) <= len(choices):
+            return choices[int(answer) - 1].provider
+        click.echo(f"{answer!r} is not one of 1-{len(choices)}", err=True)
 
 
 def _read_key(provider: str) -> str:
     """The API key from stdin (piped) or a hidden prompt (a terminal)."""
     if sys.stdin is not None and not sys.stdin.isatty():
-        key = sys.stdin.read().strip()
+        from ._login import read_all
+
+        key = read_all().strip()
         if not key:
             raise click.UsageError("--api-key reads the key from stdin, and stdin was empty")
         return key

@@ -16,11 +16,12 @@ from __future__ import annotations
 import getpass
 import os
 import queue
+import select
 import sys
 import threading
 import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._client import PiGatewayClient, StreamEvent, get_client
@@ -28,6 +29,7 @@ from ._errors import AiipythonError, ConfigurationError, GatewayProtocolError
 
 __all__ = [
     "AuthPrompt",
+    "PromptClosedError",
     "AuthUrl",
     "LoginMethod",
     "LoginProvider",
@@ -171,13 +173,17 @@ class AuthPrompt:
     """A question pi's flow asks (a ``prompt`` event): ``type`` ``"select"`` (answer one of
     ``options``' ids, e.g. browser or pasted code), ``"manual_code"`` (paste the code or the
     redirect URL the provider showed), ``"secret"`` (an API key; read it hidden), ``"text"``
-    (e.g. a GitHub Enterprise domain; empty for the default). ``id`` numbers the flow's prompts."""
+    (e.g. a GitHub Enterprise domain; empty for the default). ``id`` numbers the flow's prompts;
+    ``closed`` is set once the answer is no longer needed."""
 
     id: int
     type: PromptType
     message: str
     placeholder: str | None = None
     options: tuple[PromptOption, ...] = ()
+    #: Set when pi no longer needs the answer (``prompt_closed``: the browser's callback won, or
+    #: the flow ended); a callback may stop waiting then (its answer is ignored).
+    closed: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AuthPrompt:
@@ -229,31 +235,105 @@ def show_auth_url(auth: AuthUrl, *, open_browser: bool = True) -> None:
         _say("(opened in your browser)")
 
 
-def ask_on_terminal(prompt: AuthPrompt) -> str:
-    """The default ``on_prompt``: ask on the terminal (stderr for the question, stdin for the
-    answer; ``secret`` prompts read without echo via :func:`getpass.getpass`). A ``select``
-    prompt is a numbered list answered by number.
+class PromptClosedError(Exception):
+    """Raised by :func:`read_line` when ``stop`` is set first (pi no longer needs the answer)."""
+
+
+class _Stdin:
+    """stdin's lines read straight from its file descriptor, so a thread waiting for one can give
+    up when the prompt closes (``select`` with a short period; Windows: a plain blocking read) and
+    never sits in ``sys.stdin``'s buffered reader, whose lock a waiting daemon thread would hold at
+    interpreter exit (a fatal error). One buffer for every read, so piped answers are not lost."""
+
+    _POLL_S = 0.2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._eof = False
+
+    def _fill(self, stop: threading.Event | None) -> None:
+        fd = sys.stdin.fileno()
+        while True:
+            if stop is not None and stop.is_set():
+                raise PromptClosedError
+            if os.name == "nt" or select.select([fd], [], [], self._POLL_S)[0]:
+                chunk = os.read(fd, 65536)
+                self._eof = not chunk
+                self._buffer += chunk
+                return
+
+    def read_line(self, stop: threading.Event | None = None) -> str:
+        with self._lock:
+            while b"\n" not in self._buffer and not self._eof:
+                self._fill(stop)
+            if not self._buffer:
+                raise EOFError("stdin ended")
+            line, sep, rest = self._buffer.partition(b"\n")
+            self._buffer = rest
+            return line.decode("utf-8", "replace").rstrip("\r")
+
+    def read_all(self) -> str:
+        with self._lock:
+            while not self._eof:
+                self._fill(None)
+            text, self._buffer = self._buffer, b""
+            return text.decode("utf-8", "replace")
+
+
+_stdin = _Stdin()
+
+
+def read_line(stop: threading.Event | None = None) -> str:
+    """One line of stdin (without its line end), for the login prompts and the CLI.
 
     Raises:
-        EOFError: stdin ended before an answer (the login is then cancelled).
+        EOFError: stdin ended.
+        PromptClosedError: ``stop`` was set before a line arrived.
     """
+    return _stdin.read_line(stop)
+
+
+def read_all() -> str:
+    """The rest of stdin (e.g. an API key piped to ``aiipython auth login --api-key``)."""
+    return _stdin.read_all()
+
+
+def ask_on_terminal(prompt: AuthPrompt) -> str:
+    """The default ``on_prompt``: ask on the terminal (stderr for the question, stdin for the
+    answer; ``secret`` prompts read without echo via :func:`getpass.getpass` on a terminal). A
+    ``select`` prompt is a numbered list answered by number. Gives up when ``prompt.closed`` is
+    set (pi no longer needs the answer). A ``manual_code`` prompt whose stdin ends is left
+    unanswered (pi races it against its callback server: the browser can still complete the login).
+
+    Raises:
+        EOFError: stdin ended before the answer to any other prompt (the login is then cancelled).
+        PromptClosedError: the prompt was closed first (ignored by :func:`login`).
+    """
+    def ask(text: str) -> str:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        return read_line(prompt.closed)
+
     if prompt.type == "select":
         _say(prompt.message)
         for n, option in enumerate(prompt.options, 1):
             _say(f"  {n}. {option.label}" + (f" - {option.description}" if option.description else ""))
         while True:
-            sys.stderr.write(f"Choose 1-{len(prompt.options)}: ")
-            sys.stderr.flush()
-            answer = input().strip()
+            answer = ask(f"Choose 1-{len(prompt.options)}: ").strip()
             if answer.isdigit() and 1 <= int(answer) <= len(prompt.options):
                 return prompt.options[int(answer) - 1].id
             _say(f"{answer!r} is not one of 1-{len(prompt.options)}")
     hint = f" ({prompt.placeholder})" if prompt.placeholder else ""
-    if prompt.type == "secret":
+    if prompt.type == "secret" and sys.stdin is not None and sys.stdin.isatty():
         return getpass.getpass(f"{prompt.message}{hint}: ")
-    sys.stderr.write(f"{prompt.message}{hint}: ")
-    sys.stderr.flush()
-    return input()
+    try:
+        return ask(f"{prompt.message}{hint}: ")
+    except EOFError:
+        if prompt.type != "manual_code":
+            raise
+        prompt.closed.wait()  # no paste will come: the browser's callback (or the timeout) ends it
+        raise PromptClosedError from None
 
 
 # -- the API ------------------------------------------------------------------------------------
@@ -365,7 +445,7 @@ class _Flow:
         self.on_prompt, self.on_auth_url, self.on_progress = on_prompt, on_auth_url, on_progress
         self.items: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.flow_id: str | None = None
-        self.pending: set[int] = set()
+        self.pending: dict[int, AuthPrompt] = {}
 
     def _read(self) -> None:
         try:
@@ -378,7 +458,8 @@ class _Flow:
         try:
             self.items.put(("answer", (prompt.id, self.on_prompt(prompt))))
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-            self.items.put(("failed", exc))  # the flow still runs: cancelled below
+            if not prompt.closed.is_set():  # a closed prompt's callback giving up is no failure
+                self.items.put(("failed", exc))  # the flow still runs: cancelled below
 
     def run(self) -> LoginResult:
         reader = threading.Thread(target=self._read, name=f"aiipython-login-{self.provider}", daemon=True)
@@ -393,7 +474,7 @@ class _Flow:
                 if kind == "answer":
                     prompt_id, value = item
                     if prompt_id in self.pending and self.flow_id is not None:
-                        self.pending.discard(prompt_id)
+                        del self.pending[prompt_id]
                         self.client.login_input(self.flow_id, str(value), prompt_id=prompt_id)
                     continue
                 result = self._handle(item)
@@ -408,6 +489,8 @@ class _Flow:
                     pass  # it had ended by itself meanwhile
             raise
         finally:
+            for prompt in self.pending.values():
+                prompt.closed.set()  # their callbacks may stop waiting
             if ended:
                 reader.join(5.0)
 
@@ -425,11 +508,13 @@ class _Flow:
                                      expires_in_seconds=float(expires) if isinstance(expires, (int, float)) else None))
         elif event.type == "prompt":
             prompt = AuthPrompt.from_json(data)
-            self.pending.add(prompt.id)
+            self.pending[prompt.id] = prompt
             threading.Thread(target=self._ask, args=(prompt,), name=f"aiipython-login-prompt-{prompt.id}",
                              daemon=True).start()
         elif event.type == "prompt_closed":
-            self.pending.discard(int(data.get("id") or 0))  # answered another way (the browser)
+            closed = self.pending.pop(int(data.get("id") or 0), None)  # answered another way (the browser)
+            if closed is not None:
+                closed.closed.set()
         elif event.type in ("progress", "info"):
             message = _str(data, "message")
             if message:
