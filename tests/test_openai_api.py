@@ -236,3 +236,25 @@ def test_responses_refuse_stored_state(oai: openai.OpenAI) -> None:
         oai.responses.create(model=FAKE, input="hi", previous_response_id="resp_123")
     assert info.value.param == "previous_response_id"
     assert "stores nothing" in str(info.value)
+
+
+def test_an_oversized_body_is_a_413_naming_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiipython._gateway import start_gateway
+    from aiipython._settings import load_settings
+
+    monkeypatch.setenv("AIIPYTHON_GATEWAY_BODY_LIMIT", "65536")
+    small = start_gateway(load_settings())
+    try:
+        with openai.OpenAI(base_url=f"{small.url}/v1", api_key=small.token, max_retries=0) as client:
+            with pytest.raises(openai.APIStatusError) as info:
+                client.chat.completions.create(model="echo/echo", messages=user("x" * 200_000))
+            assert info.value.status_code == 413
+            assert info.value.code == "request_too_large"
+            assert "larger than the limit of 65536 bytes" in info.value.message
+            with pytest.raises(openai.APIStatusError) as info:
+                client.responses.create(model="echo/echo", input="x" * 200_000)
+            assert info.value.status_code == 413
+            still = client.chat.completions.create(model="echo/echo", messages=user("still serving"))
+            assert still.choices[0].message.content == "still serving"
+    finally:
+        small.close()

@@ -66,3 +66,38 @@ test("a deeply nested tool schema or message is a 400 naming the field, not a 50
   const fine = await gw.request("/lm/complete", { json: chat("up/ok", { tools: [{ type: "function", function: { name: "f", parameters: params } }] }) });
   assert.equal(fine.status, 200);
 });
+
+test("/v1: a deeply nested Responses input is a 400 in OpenAI's envelope", async () => {
+  const n = 20000;
+  const nested = `${"[".repeat(n)}"x"${"]".repeat(n)}`;
+  const res = await postText("/v1/responses", `{"model":"up/ok","input":${nested}}`);
+  assert.equal(res.status, 400);
+  assert.equal(res.body.error.type, "invalid_request_error");
+  assert.equal(res.body.error.param, "input");
+  assert.match(res.body.error.message, /deeper than 64 levels/);
+});
+
+test("/v1: a body over the limit is a 413 in OpenAI's envelope naming the limit; the gateway keeps serving", async () => {
+  const small = await startGateway({ agentDir: gw.agentDir, bodyLimit: 65536 });
+  try {
+    const big = JSON.stringify({ model: "up/ok", messages: [{ role: "user", content: "x".repeat(200000) }] });
+    const big2 = JSON.stringify({ model: "up/ok", input: "x".repeat(200000) });
+    for (const [path, body] of [["/v1/chat/completions", big], ["/v1/responses", big2]]) {
+      const res = await fetch(`${small.url}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${small.token}`, "content-type": "application/json" },
+        body,
+      });
+      assert.equal(res.status, 413, path);
+      const { error } = await res.json();
+      assert.equal(error.code, "request_too_large", path);
+      assert.equal(error.type, "invalid_request_error", path);
+      assert.ok("param" in error && "message" in error, path);
+      assert.match(error.message, /larger than the limit of 65536 bytes/, path);
+    }
+    const ok = await small.request("/v1/chat/completions", { json: { model: "up/ok", messages: [{ role: "user", content: "hi" }] } });
+    assert.equal(ok.status, 200, ok.text);
+  } finally {
+    await small.close();
+  }
+});
