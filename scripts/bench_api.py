@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fake_upstream import FakeUpstream, write_models_json  # noqa: E402
+from fake_upstream import FakeUpstream, write_models_json
 
 TARGET_MS = 0.1
 

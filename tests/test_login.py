@@ -534,7 +534,7 @@ def test_cancelled_elsewhere_conflict_and_unknown_provider(oauth_gw) -> None:  #
                     flow_ids.append(event.data["id"])
                 if event.type == "auth_url":
                     on_auth_url(AuthUrl(url=event.data["url"]))
-        except BaseException as exc:  # noqa: BLE001 - checked below
+        except BaseException as exc:  # checked below
             errors.append(exc)
 
     thread = threading.Thread(target=first)

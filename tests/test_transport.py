@@ -22,7 +22,7 @@ _OPTS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 class _Echo(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:  # http.server's naming
         body = self.rfile.read(int(self.headers["content-length"]))
         self.send_response(200)
         self.send_header("content-length", str(len(body)))

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ._cli_auth import auth_login, auth_logout
-from ._cli_errors import ErrorMappingGroup, _errors
+from ._cli_errors import ErrorMappingGroup
 from ._cli_gateway import gateway, serve
 from ._cli_litellm import litellm_config, smoke
 from ._cli_models import cost
@@ -73,41 +73,34 @@ def _pi_model(lm: Any) -> str | None:
 def ask(ctx: click.Context, prompt: str, system: str | None, max_tokens: int | None,
         temperature: float | None, as_json: bool) -> None:
     """Ask the model PROMPT; the answer streams to stdout."""
-    with _errors():
-        lm = _make_lm(ctx)
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        model = _pi_model(lm)
-        started = time.perf_counter()
-        if model is not None:
-            result = _ask_pi(model, messages, max_tokens, temperature, stream=not as_json)
-        else:
-            result = _ask_lm(lm, messages, max_tokens, temperature, stream=not as_json)
-        result["latency_s"] = round(time.perf_counter() - started, 4)
-        if as_json:
-            click.echo(json.dumps(result, indent=2))
-        elif not result["text"].endswith("\n"):
-            click.echo()
+    lm = _make_lm(ctx)
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    model = _pi_model(lm)
+    started = time.perf_counter()
+    if model is not None:
+        result = _ask_pi(model, messages, max_tokens, temperature, stream=not as_json)
+    else:
+        result = _ask_lm(lm, messages, max_tokens, temperature, stream=not as_json)
+    result["latency_s"] = round(time.perf_counter() - started, 4)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif not result["text"].endswith("\n"):
+        click.echo()
 
 
 def _ask_pi(model: str, messages: list[dict[str, Any]], max_tokens: int | None, temperature: float | None,
             *, stream: bool) -> dict[str, Any]:
-    from ._client import get_client, openai_usage
+    from ._stream_text import stream_text
+
+    def echo(delta: str) -> None:
+        if stream:
+            click.echo(delta, nl=False)
+            sys.stdout.flush()
 
     options = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
-    done: dict[str, Any] | None = None
-    parts: list[str] = []
-    for event in get_client().stream(model, messages, options=options or None):
-        if event.type == "text_delta" and event.delta:
-            parts.append(event.delta)
-            if stream:
-                click.echo(event.delta, nl=False)
-                sys.stdout.flush()
-        elif event.type == "done":
-            done = event.message
-    assert done is not None  # stream() raises unless it ends with done
-    text = "".join(block.get("text", "") for block in done.get("content", []) if block.get("type") == "text")
-    return {"backend": "pi", "model": model, "text": text or "".join(parts), "stop_reason": done.get("stopReason"),
-            "usage": openai_usage(done.get("usage"))}
+    answer = stream_text(model, messages, options=options or None, on_text=echo)
+    return {"backend": "pi", "model": model, "text": answer.text, "stop_reason": answer.stop_reason,
+            "usage": answer.usage}
 
 
 def _ask_lm(lm: Any, messages: list[dict[str, Any]], max_tokens: int | None, temperature: float | None,
@@ -142,8 +135,7 @@ def models(available: bool, provider: str | None, queries: tuple[str, ...], as_j
     """
     from ._client import get_client
 
-    with _errors():
-        data = get_client().list_models()
+    data = get_client().list_models()
     every = [m for m in data.get("models", []) if isinstance(m, dict)]
     if provider is not None:
         _check_provider(provider, every, data)
@@ -224,8 +216,7 @@ def auth_status(as_json: bool) -> None:
     """
     from ._client import get_client
 
-    with _errors():
-        data = get_client().auth_status()
+    data = get_client().auth_status()
     providers = data.get("providers", [])
     file_errors = [e for e in data.get("file_errors") or [] if isinstance(e, dict)]
     if as_json:
@@ -265,8 +256,7 @@ def demo(ctx: click.Context) -> None:
     """Run a small DSPy program through the Pi gateway on the default model, then a summary."""
     from ._demo import run_demo
 
-    with _errors():
-        run_demo(model=ctx.obj["model"], backend=ctx.obj["backend"])
+    run_demo(model=ctx.obj["model"], backend=ctx.obj["backend"])
 
 
 def main() -> None:

@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._cli_errors import _errors
-
 if TYPE_CHECKING:
     from ._login import LoginProvider
 
@@ -81,18 +79,17 @@ def auth_login(provider: str | None, api_key: bool, no_browser: bool) -> None:
     """
     from ._login import auth_providers, login
 
-    with _errors():
-        providers = None
-        if provider is None:
-            if api_key and sys.stdin is not None and not sys.stdin.isatty():
-                raise click.UsageError("name the PROVIDER when the key comes on stdin")
-            providers = auth_providers()
-            provider = _pick(providers, api_key)
-        if not api_key:
-            entry = next((p for p in providers or auth_providers() if p.provider == provider), None)
-            api_key = entry is not None and entry.method("oauth") is None  # an API key is its only login
-        key = _read_key(provider) if api_key else None
-        result = login(provider, api_key=key, open_browser=not no_browser)
+    providers = None
+    if provider is None:
+        if api_key and sys.stdin is not None and not sys.stdin.isatty():
+            raise click.UsageError("name the PROVIDER when the key comes on stdin")
+        providers = auth_providers()
+        provider = _pick(providers, api_key)
+    if not api_key:
+        entry = next((p for p in providers or auth_providers() if p.provider == provider), None)
+        api_key = entry is not None and entry.method("oauth") is None  # an API key is its only login
+    key = _read_key(provider) if api_key else None
+    result = login(provider, api_key=key, open_browser=not no_browser)
     click.echo(f"Logged in to {result.provider} ({result.method}); pi stored the credential in its auth.json.")
     if result.source not in (None, result.method):
         click.echo(f"note: pi uses {result.provider}'s credential from {result.source} first.", err=True)
@@ -106,8 +103,7 @@ def auth_logout(provider: str) -> None:
     """Remove pi's stored credential for PROVIDER (env vars and models.json are not touched)."""
     from ._login import logout
 
-    with _errors():
-        result = logout(provider)
+    result = logout(provider)
     if result.removed:
         click.echo(f"Logged out of {result.provider}: pi's stored credential was removed.")
     else:

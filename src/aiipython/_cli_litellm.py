@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from ._cli_errors import _errors as cli_errors
 from ._litellm_config import DEFAULT_API_BASE, DEFAULT_API_KEY_ENV, generate_router_config, router_config_yaml
 
 __all__ = ["litellm_config", "smoke"]
@@ -32,9 +31,8 @@ def litellm_config(every: bool, provider: str | None, api_base: str, api_key_env
       aiipython litellm-config --provider anthropic -o router.yaml
       litellm --config router.yaml      # with AIIPYTHON_GATEWAY_TOKEN set
     """
-    with cli_errors():
-        text = router_config_yaml(generate_router_config(api_base=api_base, available=not every,
-                                                         provider=provider, api_key_env=api_key_env))
+    text = router_config_yaml(generate_router_config(api_base=api_base, available=not every,
+                                                     provider=provider, api_key_env=api_key_env))
     if output is None:
         click.echo(text, nl=False)
         return
@@ -63,8 +61,7 @@ def smoke(provider: str | None, model_name: str | None, as_json: bool) -> None:
     """
     from ._smoke import smoke as run_smoke
 
-    with cli_errors():
-        results = run_smoke(provider=provider, model=model_name)
+    results = run_smoke(provider=provider, model=model_name)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:

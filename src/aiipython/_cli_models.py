@@ -7,8 +7,6 @@ import json
 
 import click
 
-from ._cli_errors import _errors
-
 __all__ = ["cost", "models_info", "models_sync"]
 
 
@@ -26,10 +24,9 @@ def models_info(model: str, as_json: bool) -> None:
     Example:
       aiipython models info anthropic/claude-sonnet-4-5
     """
-    from ._ai.registry import get_model  # noqa: PLC0415
+    from ._ai.registry import get_model
 
-    with _errors():
-        m = get_model(model)
+    m = get_model(model)
     if as_json:
         click.echo(json.dumps({"model": m.full_id, **m.model_dump()}, indent=2))
         return
@@ -53,10 +50,9 @@ def models_info(model: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def models_sync(url: str | None, as_json: bool) -> None:
     """Refresh the models.dev snapshot in the user cache (the packaged one is used until then)."""
-    from ._ai.modelsdev import MODELS_DEV_URL, sync_models  # noqa: PLC0415
+    from ._ai.modelsdev import MODELS_DEV_URL, sync_models
 
-    with _errors():
-        result = sync_models(url or MODELS_DEV_URL)
+    result = sync_models(url or MODELS_DEV_URL)
     if as_json:
         click.echo(json.dumps({"path": str(result.path), "providers": result.providers, "models": result.models}))
     else:
@@ -82,16 +78,15 @@ def cost(models: tuple[str, ...], input_tokens: int, output_tokens: int, cached_
       aiipython cost anthropic/claude-sonnet-4-5 --input 10000 --output 2000
       aiipython cost --compare anthropic/claude-sonnet-4-5 openai/gpt-4o --input 10000 --output 2000
     """
-    from ._ai.registry import calculate_cost, get_model  # noqa: PLC0415
-    from ._ai.types import Usage  # noqa: PLC0415
+    from ._ai.registry import calculate_cost, get_model
+    from ._ai.types import Usage
 
     if len(models) > 1 and not compare:
         raise click.UsageError("several models: add --compare for a table, cheapest first")
     if cached_tokens > input_tokens:
         raise click.UsageError("--cached counts part of --input, so it cannot be larger")
     usage = Usage(input=input_tokens - cached_tokens, output=output_tokens, cache_read=cached_tokens)
-    with _errors():
-        rows = [(m.full_id, calculate_cost(m, usage)) for m in (get_model(name) for name in models)]
+    rows = [(m.full_id, calculate_cost(m, usage)) for m in (get_model(name) for name in models)]
     rows.sort(key=lambda row: row[1].total)
     if as_json:
         click.echo(json.dumps({"input_tokens": input_tokens, "output_tokens": output_tokens,

@@ -160,15 +160,8 @@ def _stream_answer(lm: Any, is_pi: bool, console: Any) -> tuple[str, dict[str, A
         text = outputs[0] if outputs and isinstance(outputs[0], str) else str(outputs[0].get("text", ""))
         console.print(text, end="")
         return text, {}
-    from ._client import get_client, openai_usage
+    from ._stream_text import stream_text
 
-    parts: list[str] = []
-    done: dict[str, Any] = {}
-    for event in get_client().stream(strip_pi_prefix(str(lm.model)), messages,
-                                      options={"temperature": 0.0, "max_tokens": 80}):
-        if event.type == "text_delta" and event.delta:
-            parts.append(event.delta)
-            console.print(event.delta, end="", soft_wrap=True)
-        elif event.type == "done":
-            done = event.message or {}
-    return "".join(parts), openai_usage(done.get("usage"))
+    answer = stream_text(strip_pi_prefix(str(lm.model)), messages, options={"temperature": 0.0, "max_tokens": 80},
+                         on_text=lambda delta: console.print(delta, end="", soft_wrap=True))
+    return answer.text, answer.usage

@@ -50,14 +50,14 @@ def litellm_verdict(model: str) -> LiteLLMVerdict:
     Returns:
         A :class:`LiteLLMVerdict`; never raises for an unknown name (``known`` is then False).
     """
-    import litellm  # noqa: PLC0415 - heavy, only on the fallback path
+    import litellm  # heavy, only on the fallback path
 
     quiet, litellm.suppress_debug_info = litellm.suppress_debug_info, True
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # get_llm_provider prints a provider list
             try:
                 bare, provider, _, _ = litellm.get_llm_provider(model)
-            except Exception:  # noqa: BLE001 - LiteLLM raises BadRequestError and others for unknown names
+            except Exception:  # LiteLLM raises BadRequestError and others for unknown names
                 return LiteLLMVerdict(provider=None, known=False)
             costs = litellm.model_cost
             known = any(name in costs for name in (model, bare, f"{provider}/{bare}"))
@@ -65,7 +65,7 @@ def litellm_verdict(model: str) -> LiteLLMVerdict:
                 return LiteLLMVerdict(provider=provider, known=False)
             try:
                 env = litellm.validate_environment(model)
-            except Exception:  # noqa: BLE001 - a provider LiteLLM cannot check is taken as unconfigured
+            except Exception:  # a provider LiteLLM cannot check is taken as unconfigured
                 return LiteLLMVerdict(provider=provider, known=True, missing_env=("its API key",))
     finally:
         litellm.suppress_debug_info = quiet

@@ -216,7 +216,7 @@ def open_in_browser(url: str) -> bool:
         return False  # lynx, w3m, www-browser...: console browsers run in the foreground
     try:
         return bool(browser.open(url))
-    except Exception:  # noqa: BLE001 - a browser that fails to start is not the login's failure
+    except Exception:  # a browser that fails to start is not the login's failure
         return False
 
 
@@ -451,13 +451,13 @@ class _Flow:
         try:
             for event in self.client.login_events(self.provider, method=self.method, timeout_ms=self.timeout_ms):
                 self.items.put(("event", event))
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+        except BaseException as exc:  # handed to the waiting thread
             self.items.put(("ended", exc))  # the flow's error frame, or the stream broke
 
     def _ask(self, prompt: AuthPrompt) -> None:
         try:
             self.items.put(("answer", (prompt.id, self.on_prompt(prompt))))
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+        except BaseException as exc:  # handed to the waiting thread
             if not prompt.closed.is_set():  # a closed prompt's callback giving up is no failure
                 self.items.put(("failed", exc))  # the flow still runs: cancelled below
 

@@ -145,7 +145,7 @@ def coalescing_transport(limits: httpx.Limits, socket_options: typing.Sequence[_
     (over ``network_backend``, default httpcore's socket backend).
     """
     transport = httpx.HTTPTransport(limits=limits, socket_options=socket_options)
-    transport._pool = httpcore.ConnectionPool(  # noqa: SLF001 - httpx has no network_backend argument
+    transport._pool = httpcore.ConnectionPool(  # httpx has no network_backend argument
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
@@ -160,7 +160,7 @@ def coalescing_async_transport(limits: httpx.Limits, socket_options: typing.Sequ
                                ) -> httpx.AsyncHTTPTransport:
     """The asyncio twin of :func:`coalescing_transport` (anyio's network backend underneath)."""
     transport = httpx.AsyncHTTPTransport(limits=limits, socket_options=socket_options)
-    transport._pool = httpcore.AsyncConnectionPool(  # noqa: SLF001
+    transport._pool = httpcore.AsyncConnectionPool(
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,

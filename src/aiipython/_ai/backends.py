@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 from .. import _errors as E
-from .._client import PiGatewayClient  # noqa: TC001 - cheap (httpx), and the cache is keyed by it
+from .._client import PiGatewayClient  # cheap (httpx), and the cache is keyed by it
 from .events import Assembler, AssistantMessageEvent
 from .types import (
     AssistantMessage,
@@ -214,15 +214,15 @@ def resolve(model: str | None, backend: str | None, client: PiGatewayClient | No
     Decided once per (model, backend, ``AIIPYTHON_LM_BACKEND``, ``AIIPYTHON_MODEL``, client) and
     process, as ``make_lm`` decides once per LM; a fallback to LiteLLM logs one warning.
     """
-    import os  # noqa: PLC0415
+    import os
 
     key = (model, backend, os.environ.get("AIIPYTHON_LM_BACKEND"), os.environ.get("AIIPYTHON_MODEL"))
     cache = _default if client is None else _by_client.get(client)
     found = cache.get(key) if cache is not None else None
     if found is not None:
         return found
-    from .._factory import choose_backend  # noqa: PLC0415 - the one rule, shared with make_lm
-    from .._gateway_options import GatewayOptions  # noqa: PLC0415
+    from .._factory import choose_backend  # the one rule, shared with make_lm
+    from .._gateway_options import GatewayOptions
 
     with _cache_lock:
         if cache is None:
@@ -236,7 +236,7 @@ def resolve(model: str | None, backend: str | None, client: PiGatewayClient | No
         choice = choose_backend(model, backend=backend, gateway=options)
         chosen: Backend
         if choice.backend == "pi":
-            from .._client import get_client  # noqa: PLC0415
+            from .._client import get_client
 
             chosen = PiBackend(client if client is not None else get_client())
         else:
@@ -245,7 +245,7 @@ def resolve(model: str | None, backend: str | None, client: PiGatewayClient | No
                     "aiipython: using LiteLLM for %r because %s. Set AIIPYTHON_LM_BACKEND=pi to make this an "
                     "error, or AIIPYTHON_LM_BACKEND=litellm to choose LiteLLM without this warning.",
                     choice.model, choice.reason.rstrip("."))
-            from .litellm_backend import LiteLLMBackend  # noqa: PLC0415
+            from .litellm_backend import LiteLLMBackend
 
             chosen = LiteLLMBackend()
         found = cache[key] = (chosen, choice.model)

@@ -38,7 +38,7 @@ _FINISH = {"stop": StopReason.STOP, "length": StopReason.LENGTH, "tool_calls": S
 
 def _litellm() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm  # noqa: PLC0415
+    import litellm
 
     litellm.suppress_debug_info = True
     return litellm
@@ -154,7 +154,7 @@ class _Chunks:
             return self._frame("text_end", contentIndex=index)
         if isinstance(block, ThinkingContent):
             return self._frame("thinking_end", contentIndex=index)
-        text = self.assembler._json.get(index, "")  # noqa: SLF001 - the assembler's argument text
+        text = self.assembler._json.get(index, "")  # the assembler's argument text
         try:
             arguments = json.loads(text) if text else {}
         except ValueError:
@@ -194,7 +194,7 @@ class _Chunks:
             prompt_cost, completion_cost = _litellm().cost_per_token(
                 model=self.model, prompt_tokens=usage.input + usage.cache_read + usage.cache_write,
                 completion_tokens=usage.output, cache_read_input_tokens=usage.cache_read)
-        except Exception:  # noqa: BLE001 - LiteLLM has no price for the model: cost unknown, 0
+        except Exception:  # LiteLLM has no price for the model: cost unknown, 0
             return Cost()
         return Cost(input=float(prompt_cost), output=float(completion_cost),
                     total=float(prompt_cost) + float(completion_cost))
@@ -242,7 +242,7 @@ class LiteLLMBackend:
                 yield start
             for chunk in response:
                 yield from chunks.feed(chunk)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             yield assembler.error(_error(exc, model))
             return
         finally:
@@ -268,7 +268,7 @@ class LiteLLMBackend:
             async for chunk in response:
                 for event in chunks.feed(chunk):
                     yield event
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             yield assembler.error(_error(exc, model))
             return
         for event in chunks.done():

@@ -40,8 +40,8 @@ class SyncResult:
 
 def snapshot_path() -> Path:
     """The user's synced snapshot (it may not exist): ``<AIIPYTHON_CACHE_DIR or user cache>/models.dev/api.json``."""
-    from .._node import cache_root  # noqa: PLC0415
-    from .._settings import load_settings  # noqa: PLC0415
+    from .._node import cache_root
+    from .._settings import load_settings
 
     return cache_root(load_settings()) / "models.dev" / "api.json"
 
@@ -102,7 +102,7 @@ def sync_models(url: str = MODELS_DEV_URL, *, timeout: float = 30.0) -> SyncResu
         aiipython.AiipythonError (code ``models_sync_failed``): the download failed or the reply
             is not a models.dev ``api.json``; the previous snapshot is kept.
     """
-    import httpx  # noqa: PLC0415
+    import httpx
 
     def failed(why: str) -> E.AiipythonError:
         return E.AiipythonError(f"models sync from {url} failed: {why}; the previous snapshot is kept",

@@ -121,7 +121,7 @@ _cache_lock = threading.Lock()
 def _catalog(client: PiGatewayClient | None) -> tuple[dict[str, Any], list[Model]]:
     """pi's ``/models`` listing and its :class:`Model` objects (reused for a few seconds)."""
     if client is None:
-        from .._client import get_client  # noqa: PLC0415
+        from .._client import get_client
 
         client = get_client()
     now = time.monotonic()
@@ -174,7 +174,7 @@ def get_model(name: str, *, client: PiGatewayClient | None = None) -> Model:
         aiipython.AmbiguousModelError: several providers have the bare id (``candidates`` lists them).
         aiipython.ModelNotFoundError: pi does not know it (``candidates``: close matches).
     """
-    from .._factory import _resolve  # noqa: PLC0415 - the one name-resolution rule
+    from .._factory import _resolve  # the one name-resolution rule
 
     listing, models = _catalog(client)
     full, _ = _resolve(name, listing, auto=False)
