@@ -749,6 +749,7 @@ export class PiAdapter {
     const rt = this.runtime;
     const out = [];
     for (const p of rt.getProviders()) {
+      if (this.#gatewayOwned(p.id)) continue; // the echo provider, run-time blocks: not pi's to log in to
       const { oauth, apiKey } = p.auth ?? {};
       const methods = [];
       if (oauth) {
@@ -780,6 +781,9 @@ export class PiAdapter {
     if (!provider) {
       const ids = this.runtime.getProviders().filter((p) => p.auth?.oauth || p.auth?.apiKey?.login).map((p) => p.id).sort();
       throw new GatewayError("unknown_provider", `pi has no provider "${providerId}"; providers with a login: ${ids.join(", ")}`, { candidates: ids });
+    }
+    if (this.#gatewayOwned(providerId)) {
+      throw invalid(`"${providerId}" is a provider this gateway registered (the echo provider, or a block given at start or by PUT /providers); its credentials come with its block, not from a login`);
     }
     const { oauth, apiKey } = provider.auth ?? {};
     const chosen = method ?? (oauth ? "oauth" : "api_key"); // pi's own default (pi auth login)
@@ -854,6 +858,11 @@ export class PiAdapter {
     out.configured = status.configured;
     out.source = status.configured ? authSource(status, this.runtime.isUsingOAuth(providerId)) : null;
     return out;
+  }
+
+  /** The echo provider and the providers registered at run time are the gateway's, not the user's pi's. */
+  #gatewayOwned(providerId) {
+    return providerId === ECHO_PROVIDER || this.#registered.has(providerId);
   }
 
   /** pi's stable id of this installation (settings.json `deviceId`), which OpenAI's login sends. */

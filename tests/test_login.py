@@ -569,6 +569,32 @@ def test_api_key_through_python_and_logout(oauth_gw) -> None:  # type: ignore[no
     assert "aiipython auth login groq" in info.value.message
 
 
+def test_login_errors_map_from_the_gateways_types() -> None:
+    from aiipython._errors import error_from_envelope, is_retryable
+
+    def frame(etype: str) -> Any:  # an SSE error frame: no status, derived from the type
+        return error_from_envelope(None, {"error": {"type": etype, "message": "m"}})
+
+    cases = {"login_failed": (LoginError, 502), "conflict": (LoginError, 409),
+             "login_cancelled": (LoginCancelledError, 409), "login_timeout": (LoginTimeoutError, 504),
+             "unknown_provider": (ProviderNotFoundError, 404)}
+    for etype, (cls, status) in cases.items():
+        err = frame(etype)
+        assert type(err) is cls and err.status == status and err.code == etype, etype
+        assert not is_retryable(err)
+    assert isinstance(frame("login_timeout"), TimeoutError) and isinstance(frame("unknown_provider"), LookupError)
+    assert type(error_from_envelope(409, {"error": {"type": "new_kind", "message": "m"}})) is LoginError
+
+
+def test_cli_login_on_a_gateway_of_another_process_names_the_fix(oauth_gw) -> None:  # type: ignore[no-untyped-def]
+    """AIIPYTHON_GATEWAY_URL: this process does not have that gateway's admin token."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(AIIPYTHON_GATEWAY_URL=oauth_gw.url, AIIPYTHON_GATEWAY_TOKEN=oauth_gw.token)
+    proc = cli("auth", "login", "openai", "--api-key", env=env, stdin=KEY)
+    assert proc.returncode == 1
+    assert "admin token is unknown" in proc.stderr and "unset AIIPYTHON_GATEWAY_URL" in proc.stderr
+
+
 def test_import_stays_cheap() -> None:
     code = ("import sys, aiipython; assert callable(aiipython.login); "
             "print(int('httpx' in sys.modules))")

@@ -199,6 +199,7 @@ test("GET /auth/providers: pi's providers with their login methods, from pi", as
   assert.deepEqual(byId.openai.methods.map((m) => [m.type, m.login_label ?? m.name]), [["oauth", "Sign in with ChatGPT"], ["api_key", byId.openai.methods[1].name]]);
   assert.deepEqual(byId.openai.methods[1].env_vars, ["OPENAI_API_KEY"]);
   assert.deepEqual(byId.groq.methods.map((m) => m.type), ["api_key"]);
+  assert.equal(byId.echo, undefined, "the gateway's own echo provider is no login of pi's");
   assert.equal(byId.groq.configured, false);
   for (const p of res.body.providers) for (const m of p.methods) if (m.type === "oauth") assert.ok(m.flows, `${p.provider}: flow kinds unknown`);
 });
@@ -314,6 +315,10 @@ test("a second login to the same provider is a 409 naming the running flow; bad 
   const provider = await openLogin({ provider: "no-such-provider" });
   assert.equal(provider.status, 404);
   assert.equal(provider.body.error.type, "unknown_provider");
+  const echo = await openLogin({ provider: "echo" });
+  assert.equal(echo.status, 400);
+  assert.match(echo.body.error.message, /provider this gateway registered/);
+  assert.equal((await admin("/auth/echo/api-key", { method: "PUT", json: { key: OTHER_KEY } })).status, 400);
   const method = await openLogin({ provider: "groq", method: "oauth" });
   assert.equal(method.status, 400);
   assert.match(method.body.error.message, /no OAuth login/);
