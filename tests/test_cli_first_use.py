@@ -193,3 +193,60 @@ def test_models_table_at_80_columns_keeps_every_column(fake_home: dict[str, str]
     text = b"".join(chunks).decode()
     row = next(line for line in text.splitlines() if FAKE in line)
     assert [cell.strip() for cell in row.split("│")[1:-1]] == [FAKE, "32,000", "1 / 2", "yes"]
+
+
+# ------------------------------------------------------------------------------------------ 4. ask
+
+USAGE_KEYS = {"prompt_tokens", "completion_tokens", "total_tokens", "cache_read_tokens", "cache_write_tokens",
+              "cost_usd"}
+
+
+@pytest.fixture
+def litellm_home(home: dict[str, str], fake_upstream) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """LiteLLM's OpenAI provider pointed at the scripted upstream."""
+    return dict(home, OPENAI_API_KEY="sk-test-not-a-key", OPENAI_BASE_URL=fake_upstream.base_url)
+
+
+def test_ask_reads_the_prompt_from_stdin(fake_home: dict[str, str], fake_upstream) -> None:  # type: ignore[no-untyped-def]
+    for args in (("ask",), ("ask", "-")):
+        fake_upstream.enqueue(Reply(text="from stdin"))
+        out = run(fake_home, "--model", FAKE, *args, stdin="What is piped?\n")
+        assert (out.returncode, out.stdout) == (0, "from stdin\n"), out.stderr
+        sent = fake_upstream.requests[-1]["messages"][-1]["content"]
+        assert sent in ("What is piped?\n", [{"type": "text", "text": "What is piped?\n"}])
+    out = run(fake_home, "--model", FAKE, "ask", stdin="")
+    assert out.returncode == 2 and "the prompt read from stdin is empty" in out.stderr
+
+
+def test_ask_streams_on_litellm_with_pi_s_json_shape(litellm_home: dict[str, str], fake_upstream) -> None:  # type: ignore[no-untyped-def]
+    import litellm
+
+    price = litellm.model_cost["gpt-4o-mini"]
+    fake_upstream.enqueue(Reply(text="streamed by LiteLLM", prompt_tokens=1000, completion_tokens=500))
+    out = run(litellm_home, "--lm-backend", "litellm", "--model", "openai/gpt-4o-mini", "ask", "hi")
+    assert (out.returncode, out.stdout) == (0, "streamed by LiteLLM\n"), out.stderr
+    assert fake_upstream.requests[-1]["stream"] is True
+    fake_upstream.enqueue(Reply(text="cut", prompt_tokens=1000, completion_tokens=500, finish_reason="length"))
+    data = json.loads(run(litellm_home, "--lm-backend", "litellm", "--model", "openai/gpt-4o-mini", "ask", "hi",
+                          "--json").stdout)
+    assert (data["backend"], data["model"], data["text"], data["stop_reason"]) == (
+        "litellm", "openai/gpt-4o-mini", "cut", "length")
+    assert set(data["usage"]) == USAGE_KEYS
+    assert (data["usage"]["prompt_tokens"], data["usage"]["completion_tokens"]) == (1000, 500)
+    want = 1000 * price["input_cost_per_token"] + 500 * price["output_cost_per_token"]
+    assert data["usage"]["cost_usd"] == round(want, 10)
+
+
+def test_ask_json_cost_is_null_when_litellm_has_no_price(litellm_home: dict[str, str], fake_upstream) -> None:  # type: ignore[no-untyped-def]
+    fake_upstream.enqueue(Reply(text="no price"))
+    out = run(litellm_home, "--lm-backend", "litellm", "--model", "openai/fake-model", "ask", "hi", "--json")
+    data = json.loads(out.stdout)
+    assert (data["stop_reason"], data["usage"]["cost_usd"]) == ("stop", None)
+
+
+def test_ask_json_has_the_same_keys_on_pi(fake_home: dict[str, str], fake_upstream) -> None:  # type: ignore[no-untyped-def]
+    fake_upstream.enqueue(Reply(text="four", prompt_tokens=1000, completion_tokens=500, cached_tokens=200))
+    data = json.loads(run(fake_home, "--model", FAKE, "ask", "2+2?", "--json").stdout)
+    assert set(data) == {"backend", "model", "text", "stop_reason", "usage", "latency_s"}
+    assert set(data["usage"]) == USAGE_KEYS
+    assert data["usage"]["cost_usd"] == round((800 * 1.0 + 200 * 0.5 + 500 * 2.0) / 1e6, 10)  # no float noise

@@ -64,15 +64,36 @@ def _pi_model(lm: Any) -> str | None:
 
 
 @cli.command()
-@click.argument("prompt")
+@click.argument("prompt", required=False)
 @click.option("--system", default=None, help="A system prompt.")
 @click.option("--max-tokens", type=click.IntRange(1), default=None, help="Upper bound on output tokens.")
 @click.option("--temperature", type=click.FloatRange(0, 2), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, usage, cost) instead of streaming.")
 @click.pass_context
-def ask(ctx: click.Context, prompt: str, system: str | None, max_tokens: int | None,
+def ask(ctx: click.Context, prompt: str | None, system: str | None, max_tokens: int | None,
         temperature: float | None, as_json: bool) -> None:
-    """Ask the model PROMPT; the answer streams to stdout."""
+    """Ask the model PROMPT; the answer streams to stdout (on both backends).
+
+    PROMPT `-`, or no PROMPT with stdin not a terminal, reads the prompt from stdin.
+
+    \b
+    Examples:
+      aiipython ask "What is DSPy?"
+      git diff | aiipython ask --system "Review this diff"
+      aiipython ask "2+2?" --json
+
+    --json prints {backend, model, text, stop_reason, usage: {prompt_tokens, completion_tokens,
+    total_tokens, cache_read_tokens, cache_write_tokens, cost_usd}, latency_s}, the same on both
+    backends: stop_reason is pi's (stop, length, toolUse, error, aborted; LiteLLM's finish_reason
+    mapped to it), cost_usd in US dollars rounded to 1e-10 (null when LiteLLM has no price for
+    the model).
+    """
+    if prompt is None or prompt == "-":
+        if prompt is None and sys.stdin.isatty():
+            raise click.UsageError("no PROMPT: give it as an argument, or pipe it on stdin (`-` reads stdin)")
+        prompt = sys.stdin.read()
+        if not prompt.strip():
+            raise click.UsageError("the prompt read from stdin is empty")
     lm = _make_lm(ctx)
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     model = _pi_model(lm)
@@ -81,6 +102,8 @@ def ask(ctx: click.Context, prompt: str, system: str | None, max_tokens: int | N
         result = _ask_pi(model, messages, max_tokens, temperature, stream=not as_json)
     else:
         result = _ask_lm(lm, messages, max_tokens, temperature, stream=not as_json)
+    cost = result["usage"].get("cost_usd")
+    result["usage"]["cost_usd"] = round(cost, 10) if isinstance(cost, float) else cost
     result["latency_s"] = round(time.perf_counter() - started, 4)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -103,18 +126,52 @@ def _ask_pi(model: str, messages: list[dict[str, Any]], max_tokens: int | None, 
             "usage": answer.usage}
 
 
+#: LiteLLM's (OpenAI's) finish_reason -> pi's StopReason.
+_FINISH_TO_STOP = {"stop": "stop", "length": "length", "tool_calls": "toolUse", "function_call": "toolUse",
+                   "content_filter": "error"}
+
+
 def _ask_lm(lm: Any, messages: list[dict[str, Any]], max_tokens: int | None, temperature: float | None,
             *, stream: bool) -> dict[str, Any]:
-    kwargs = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
-    outputs = lm(messages=messages, **kwargs)
-    first = outputs[0] if outputs else ""
-    text = first.get("text", "") if isinstance(first, dict) else str(first)
-    if stream:
-        click.echo(text, nl=False)
-    entry = lm.history[-1] if getattr(lm, "history", None) else {}
-    usage = dict(entry.get("usage") or {})
-    return {"backend": "litellm", "model": str(lm.model), "text": text, "stop_reason": None,
-            "usage": {**usage, "cost_usd": entry.get("cost")}}
+    """One streamed ``litellm.completion`` with the StreamingLM's model and arguments (LiteLLM's
+    errors propagate to the CLI's error mapping)."""
+    import litellm
+
+    litellm.suppress_debug_info = True  # this process is the CLI: no provider list on stdout
+    kwargs = {k: v for k, v in {**lm.kwargs, "max_tokens": max_tokens or lm.kwargs.get("max_tokens"),
+                                "temperature": temperature if temperature is not None
+                                else lm.kwargs.get("temperature")}.items() if v is not None}
+    chunks: list[Any] = []
+    parts: list[str] = []
+    finish: str | None = None
+    for chunk in litellm.completion(model=lm.model, messages=messages, stream=True,
+                                    stream_options={"include_usage": True}, **kwargs):
+        chunks.append(chunk)
+        for choice in chunk.choices or []:
+            delta = getattr(choice.delta, "content", None)
+            if delta:
+                parts.append(delta)
+                if stream:
+                    click.echo(delta, nl=False)
+                    sys.stdout.flush()
+            finish = choice.finish_reason or finish
+    response = litellm.stream_chunk_builder(chunks, messages=messages)
+    usage = getattr(response, "usage", None)
+    details = getattr(usage, "prompt_tokens_details", None)
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    cost: float | None
+    try:
+        cost = float(litellm.completion_cost(completion_response=response, model=lm.model))
+    except Exception:  # LiteLLM raises for a model it has no price for: cost unknown
+        cost = None
+    return {"backend": "litellm", "model": str(lm.model), "text": "".join(parts),
+            "stop_reason": _FINISH_TO_STOP.get(finish or "", "error" if finish else None),
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens,
+                      "cache_read_tokens": int(getattr(details, "cached_tokens", 0) or 0),
+                      "cache_write_tokens": int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
+                      "cost_usd": cost}}
 
 
 @cli.command()
