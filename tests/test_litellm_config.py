@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from conftest import FAKE
+from conftest import FAKE, GATEWAY_CACHE, Reply
 
 from aiipython._errors import ModelNotFoundError
 from aiipython._litellm_config import generate_router_config
@@ -52,3 +54,61 @@ def test_cli_writes_yaml_that_names_no_secret(tmp_path: Path) -> None:
     assert [e["model_name"] for e in data["model_list"]] == [FAKE]
     assert "sk-test-secret-key-123" not in text  # the fake provider's key in models.json
     assert "wrote" in out.stderr and "(1 models)" in out.stderr
+
+
+def _cli_config(gateway: Any, out_file: Path, *args: str) -> dict[str, Any]:
+    """`aiipython litellm-config` against ``gateway`` (an external one), its YAML parsed."""
+    env = {**os.environ, "AIIPYTHON_GATEWAY_URL": gateway.url, "AIIPYTHON_GATEWAY_TOKEN": gateway.token}
+    out = subprocess.run([sys.executable, "-m", "aiipython", "litellm-config", "--api-base", f"{gateway.url}/v1",
+                          "-o", str(out_file), *args], capture_output=True, text=True, env=env, timeout=180,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    assert gateway.token not in out_file.read_text()  # the key is read from the environment, never written
+    data: dict[str, Any] = yaml.safe_load(out_file.read_text())
+    return data
+
+
+def test_the_generated_yaml_loads_in_a_litellm_router_that_calls_the_gateway(
+        gateway: Any, fake_upstream: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import litellm
+
+    data = _cli_config(gateway, tmp_path / "router.yaml")
+    assert {"echo/echo", FAKE} <= {e["model_name"] for e in data["model_list"]}  # echo: always available
+    monkeypatch.setenv("AIIPYTHON_GATEWAY_TOKEN", gateway.token)  # what os.environ/AIIPYTHON_GATEWAY_TOKEN reads
+    router = litellm.Router(model_list=data["model_list"], num_retries=0)
+    fake_upstream.enqueue(Reply("routed", prompt_tokens=6, completion_tokens=1))
+    done = router.completion(model=FAKE, messages=[{"role": "user", "content": "hi"}])
+    assert done.choices[0].message.content == "routed"
+    assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (6, 1)
+    echo = router.completion(model="echo/echo", messages=[{"role": "user", "content": "through the router"}])
+    assert echo.choices[0].message.content == "through the router"
+
+
+@pytest.fixture(scope="module")
+def local_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A gateway with the embedded local model started, as `aiipython serve` starts it."""
+    from aiipython._gateway import start_gateway
+    from aiipython._settings import load_settings
+
+    env = {"AIIPYTHON_CACHE_DIR": str(GATEWAY_CACHE), "AIIPYTHON_LOCAL_MODEL": "on",
+           "PI_CODING_AGENT_DIR": str(tmp_path_factory.mktemp("empty-agent")), "PATH": os.environ.get("PATH", "")}
+    gw = start_gateway(load_settings(env), local_model="eager")
+    yield gw
+    gw.close()
+
+
+@pytest.mark.e2e
+def test_a_router_completion_on_the_local_model(local_gateway: Any, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import litellm
+
+    data = _cli_config(local_gateway, tmp_path / "router.yaml", "--provider", "local")
+    (entry,) = data["model_list"]
+    assert entry["model_name"] == "local/smollm2-135m"
+    assert entry["model_info"]["max_input_tokens"] == 8192  # the server's n_ctx: pi does not clamp to 1 token
+    monkeypatch.setenv("AIIPYTHON_GATEWAY_TOKEN", local_gateway.token)
+    router = litellm.Router(model_list=data["model_list"], num_retries=0)
+    done = router.completion(model="local/smollm2-135m", messages=[{"role": "user", "content": "Say hi."}],
+                             max_tokens=12, temperature=0)
+    assert done.choices[0].message.content
+    assert done.usage.prompt_tokens > 0 and 1 < done.usage.completion_tokens <= 12
