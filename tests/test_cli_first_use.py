@@ -250,3 +250,45 @@ def test_ask_json_has_the_same_keys_on_pi(fake_home: dict[str, str], fake_upstre
     assert set(data) == {"backend", "model", "text", "stop_reason", "usage", "latency_s"}
     assert set(data["usage"]) == USAGE_KEYS
     assert data["usage"]["cost_usd"] == round((800 * 1.0 + 200 * 0.5 + 500 * 2.0) / 1e6, 10)  # no float noise
+
+
+# ------------------------------------------------------------------------------ 5. gateway start
+
+
+def test_gateway_start_twice_keeps_the_first_and_shows_its_log(home: dict[str, str]) -> None:
+    env = dict(home, AIIPYTHON_GATEWAY_LOG_LEVEL="info")
+    state_file = GATEWAY_CACHE / "gateway" / "running.json"
+    first = subprocess.Popen([sys.executable, "-m", "aiipython", "gateway", "start"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert first.stdout is not None
+        line = first.stdout.readline()
+        assert line.startswith("Pi gateway running at http://127.0.0.1:"), line
+        state = json.loads(state_file.read_text())
+        assert f"(pid {state['pid']})" in line
+        second = run(env, "gateway", "start")
+        assert second.returncode == 1
+        assert error_lines(second) == [
+            f"Error: a Pi gateway started with `aiipython gateway start` or `aiipython serve` is already running at "
+            f"{state['url']} (pid {state['pid']}): use it (AIIPYTHON_GATEWAY_URL={state['url']}), or stop it first "
+            "with `aiipython gateway stop`"]
+        assert json.loads(state_file.read_text()) == state  # not overwritten
+        client = dict(env, AIIPYTHON_GATEWAY_URL=state["url"], AIIPYTHON_GATEWAY_TOKEN=state["token"])
+        assert run(client, "models", "-q", "claude-sonnet-4-5").returncode == 0
+        stopped = run(env, "gateway", "stop")
+        assert stopped.stdout.strip() == f"Stopped the Pi gateway (pid {state['pid']})."
+        assert first.wait(timeout=30) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+        _, stderr = first.communicate()
+    assert "Traceback" not in stderr
+    requests = [json.loads(text) for text in stderr.splitlines() if '"event":"request"' in text]
+    assert any(r["route"] == "/models" and r["status"] == 200 for r in requests), stderr
+    assert state["token"] not in stderr
+    assert not state_file.exists()
+    logged = run(env, "gateway", "logs", "-n", "1000").stdout
+    assert any(json.loads(text).get("request_id") == r["request_id"] for text in logged.splitlines()
+               for r in requests if text.startswith("{"))
+    assert state["token"] not in logged
+    assert (GATEWAY_CACHE / "gateway" / "gateway.log").stat().st_mode & 0o777 == 0o600

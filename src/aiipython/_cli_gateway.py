@@ -3,7 +3,12 @@
 ``start`` and ``serve`` run a gateway in the foreground (it lives as long as the command) and record its
 url, pid, client token and admin token in ``<cache>/gateway/running.json`` (a fresh 0600 file
 that replaces whatever was there, a planted symlink included), so other processes can use it
-with ``AIIPYTHON_GATEWAY_URL``/``AIIPYTHON_GATEWAY_TOKEN`` and ``stop`` can end it. ``serve`` is
+with ``AIIPYTHON_GATEWAY_URL``/``AIIPYTHON_GATEWAY_TOKEN`` and ``stop`` can end it. One such
+gateway at a time: a second ``start``/``serve`` while one runs says where it is and exits 1
+(checked and recorded under a file lock, ``running.json.lock``), so none is ever lost. What the
+gateway logs (``AIIPYTHON_GATEWAY_LOG_LEVEL``: ``info`` a line per request, default ``warn``)
+goes to this command's stderr and to ``<cache>/gateway/gateway.log`` (0600, appended; ``aiipython
+gateway logs`` prints its end). ``serve`` is
 the one for other tools: a fixed port (4141), the client token from ``AIIPYTHON_GATEWAY_TOKEN``
 or fresh, and the ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` lines to paste.
 """
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
     from ._gateway import Gateway
 
 __all__ = ["gateway", "serve"]
+
+_LOG_NAME = "gateway.log"
 
 
 def _state_file() -> Path:
@@ -133,29 +140,69 @@ def status(as_json: bool) -> None:
     click.echo(f"running:   {running_text}")
 
 
-def _run_until_stopped(gw: Gateway, announce: Callable[[Gateway, Path], None]) -> None:
-    """Record ``gw`` in ``running.json`` (0600; `gateway status` and `gateway stop` read it), call
-    ``announce``, then wait for Ctrl-C, SIGTERM (`gateway stop`) or the gateway's own exit; stop
-    it and remove the file."""
+def _running() -> dict[str, Any] | None:
+    """running.json's record when its gateway still runs, else None."""
+    state = _read_state()
+    if state is not None and isinstance(state.get("pid"), int) and _is_our_gateway(state["pid"]):
+        return state
+    return None
+
+
+def _run_until_stopped(start: Callable[[Callable[[str], None]], Gateway],
+                       announce: Callable[[Gateway, Path], None]) -> None:
+    """Unless a recorded gateway still runs (then exit 1 saying where), ``start`` one (it gets
+    the stderr sink) and record it in ``running.json`` (0600; `gateway status` and `gateway stop`
+    read it), both under the file lock; call ``announce``, then wait for Ctrl-C, SIGTERM
+    (`gateway stop`) or the gateway's own exit; stop it and remove its record (only its own)."""
+    from filelock import FileLock
+
     path = _state_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = FileLock(str(path.with_name(path.name + ".lock")))
+    log_fd = os.open(path.with_name(_LOG_NAME), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    log = os.fdopen(log_fd, "a", encoding="utf-8", buffering=1)
+
+    def sink(line: str) -> None:
+        log.write(line + "\n")
+        click.echo(line, err=True)
+
     try:
-        write_private_json(path, {"url": gw.url, "pid": gw.pid, "token": gw.token, "admin_token": gw.admin_token})
-        announce(gw, path)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-
-        def wait_for_exit() -> None:
-            gw.wait()
-            stop.set()
-
-        threading.Thread(target=wait_for_exit, daemon=True).start()
+        with lock:
+            running = _running()
+            if running is not None:
+                raise click.ClickException(
+                    f"a Pi gateway started with `aiipython gateway start` or `aiipython serve` is already running "
+                    f"at {running.get('url')} (pid {running['pid']}): use it (AIIPYTHON_GATEWAY_URL="
+                    f"{running.get('url')}), or stop it first with `aiipython gateway stop`")
+            gw = start(sink)
+            try:
+                write_private_json(path, {"url": gw.url, "pid": gw.pid, "token": gw.token,
+                                          "admin_token": gw.admin_token})
+            except BaseException:
+                gw.close()
+                raise
         try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+            announce(gw, path)
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+            def wait_for_exit() -> None:
+                gw.wait()
+                stop.set()
+
+            threading.Thread(target=wait_for_exit, daemon=True).start()
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+        finally:
+            gw.close()
+            with lock:
+                state = _read_state()
+                if state is not None and state.get("pid") == gw.pid:
+                    path.unlink(missing_ok=True)
     finally:
-        gw.close()
-        path.unlink(missing_ok=True)
+        log.close()
     click.echo("Pi gateway stopped.")
 
 
@@ -171,7 +218,9 @@ def start() -> None:
         click.echo(f'  export AIIPYTHON_GATEWAY_TOKEN=$(python -c "{read_token}")')
         click.echo("Stop it with Ctrl-C or `aiipython gateway stop`.")
 
-    _run_until_stopped(start_gateway(load_settings(), local_model="eager"), announce)  # other processes use it
+    settings = load_settings()
+    _run_until_stopped(lambda sink: start_gateway(settings, local_model="eager", on_stderr=sink),  # for others
+                       announce)
 
 
 #: `aiipython serve`'s default port (documented in README "Other tools").
@@ -217,8 +266,30 @@ def serve(host: str, port: int, allow_remote: bool) -> None:
         click.echo("Stop it with Ctrl-C or `aiipython gateway stop`.")
         sys.stdout.flush()
 
-    gw = start_gateway(settings, local_model="eager", host=host, port=port, token=settings.gateway_token)
-    _run_until_stopped(gw, announce)
+    _run_until_stopped(lambda sink: start_gateway(settings, local_model="eager", host=host, port=port,
+                                                  token=settings.gateway_token, on_stderr=sink), announce)
+
+
+@gateway.command()
+@click.option("-n", "--lines", type=click.IntRange(1), default=50, show_default=True, help="How many lines.")
+def logs(lines: int) -> None:
+    """The end of the log of gateways run by `gateway start` / `serve` (<cache>/gateway/gateway.log).
+
+    One JSON line per event, tokens redacted; a line per request with AIIPYTHON_GATEWAY_LOG_LEVEL=info,
+    only problems by default (warn).
+    """
+    import collections
+
+    path = _state_file().with_name(_LOG_NAME)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            tail = collections.deque(f, maxlen=lines)
+    except FileNotFoundError:
+        click.echo(f"No gateway log yet ({path}): it is written by `aiipython gateway start` and `aiipython serve`.",
+                   err=True)
+        return
+    for line in tail:
+        click.echo(line, nl=False)
 
 
 @gateway.command()

@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -210,6 +211,7 @@ def start_gateway(
     host: str = "127.0.0.1",
     port: int = 0,
     token: str | None = None,
+    on_stderr: Callable[[str], None] | None = None,
 ) -> Gateway:
     """Spawn a new gateway process and wait for its readiness line.
 
@@ -224,6 +226,8 @@ def start_gateway(
         port: the TCP port; 0 lets the system pick a free one.
         token: the client token (the API key other tools send); ``None``: a fresh random one. The
             admin token is always fresh and never leaves this process.
+        on_stderr: called with each line the gateway logs (JSON lines, tokens redacted) as it
+            arrives, from a reader thread; what is logged follows ``AIIPYTHON_GATEWAY_LOG_LEVEL``.
 
     Returns:
         A started :class:`Gateway` (not registered as the process's gateway).
@@ -256,6 +260,7 @@ def start_gateway(
         env=env,
         cwd=install.root,
         redact=lambda text: text.replace(token, "[redacted]").replace(admin_token, "[redacted]"),
+        on_stderr=on_stderr,
     )
     try:
         info = sidecar.start(settings.start_timeout)

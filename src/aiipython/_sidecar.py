@@ -49,8 +49,12 @@ class Sidecar:
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
         redact: Callable[[str], str] = lambda s: s,
+        on_stderr: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_stderr``, when given, is called (from the reader thread) with each stderr line,
+        redacted, as it arrives; the bounded tail is kept either way."""
         self.name = name
+        self._on_stderr = on_stderr
         self._argv = list(argv)
         self._env = dict(env) if env is not None else None
         self._cwd = str(cwd) if cwd is not None else None
@@ -224,4 +228,7 @@ class Sidecar:
         assert self._proc is not None and self._proc.stderr is not None
         with self._proc.stderr as stream:
             for raw in stream:
-                self._stderr.append(raw.decode("utf-8", "replace").rstrip())
+                line = raw.decode("utf-8", "replace").rstrip()
+                self._stderr.append(line)
+                if self._on_stderr is not None:
+                    self._on_stderr(self._redact(line))
