@@ -24,11 +24,16 @@ import { LIMITS, PROVIDER_KEYS, validateProviderBlocks } from "./provider_blocks
 // never uses): take the few modules the gateway needs from the package's dist/ by path.
 const CODING_AGENT_ENTRY = import.meta.resolve("@earendil-works/pi-coding-agent"); // .../dist/index.js
 const importCodingAgentModule = (path) => import(new URL(path, CODING_AGENT_ENTRY).href);
-const [{ ModelRuntime, CredentialSynchronizationError }, { AuthStorage }, { SettingsManager }] = await Promise.all([
-  importCodingAgentModule("./core/model-runtime.js"),
-  importCodingAgentModule("./core/auth-storage.js"),
-  importCodingAgentModule("./core/settings-manager.js"),
-]);
+const [{ ModelRuntime, CredentialSynchronizationError }, { AuthStorage }, { SettingsManager }, { findInitialModel }] =
+  await Promise.all([
+    importCodingAgentModule("./core/model-runtime.js"),
+    importCodingAgentModule("./core/auth-storage.js"),
+    importCodingAgentModule("./core/settings-manager.js"),
+    importCodingAgentModule("./core/model-resolver.js"), // pi's own start-up model choice
+  ]);
+
+/** The embedded model's provider id (aiipython._model_names.LOCAL_PROVIDER): a default after every other. */
+const LOCAL_PROVIDER = "local";
 
 // Custom (models.json / run-time) providers reach their API through pi's API registry, whose
 // entries import the implementation on every call (`import()` costs tens of µs per request).
@@ -694,7 +699,7 @@ export class PiAdapter {
   }
 
   /** `{provider, id}` from pi's settings.json (defaultProvider/defaultModel), or null. */
-  defaultModel() {
+  settingsDefaultModel() {
     try {
       const settings = SettingsManager.create(this.agentDir, this.agentDir, { projectTrusted: false });
       const provider = settings.getDefaultProvider();
@@ -703,6 +708,70 @@ export class PiAdapter {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * The model pi itself starts with, by pi's own rule (pi-coding-agent's findInitialModel): the
+   * settings.json default when pi knows it and has credentials for it, else pi's default model of
+   * the first provider with credentials (its defaultModelPerProvider, in pi's order), else the
+   * first model with credentials. echo/echo is never chosen (it answers only when named) and the
+   * embedded local model only when nothing else has credentials.
+   * Returns `{model: {provider, id, source: "settings" | "pi"} | null, warning: string | null}`;
+   * `warning` says why a settings.json default was passed over (never silently).
+   */
+  async defaultModel() {
+    const saved = this.settingsDefaultModel();
+    const rt = this.runtime;
+    let warning = null;
+    if (saved) {
+      const known = rt.getModel(saved.provider, saved.id);
+      const name = `${saved.provider}/${saved.id}`;
+      if (!known) {
+        const close = closeMatches(name, this.#getIndex().all, 3);
+        warning = `pi's default model ${name} (settings.json in ${this.agentDir}) is not a model pi knows` +
+          `${close.length ? ` (close: ${close.join(", ")})` : ""}; set another with \`aiipython models default MODEL\``;
+      } else if (!rt.hasConfiguredAuth(saved.provider)) {
+        warning = `pi's default model ${name} (settings.json) has no credentials (${this.notConfiguredMessage(saved.provider)})`;
+      }
+    }
+    const order = (m) => (m.provider === LOCAL_PROVIDER ? 1 : 0);
+    const available = rt.getAvailableSnapshot().filter((m) => m.provider !== ECHO_PROVIDER);
+    const candidates = [...available].sort((a, b) => order(a) - order(b)); // stable: pi's order otherwise
+    // findInitialModel reads getModel, hasConfiguredAuth and getAvailableSnapshot: the view hides echo.
+    const view = new Proxy(rt, {
+      get(target, key) {
+        if (key === "getAvailableSnapshot") return () => candidates;
+        const value = Reflect.get(target, key);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const { model } = await findInitialModel({
+      scopedModels: [],
+      isContinuing: false,
+      defaultProvider: warning ? undefined : saved?.provider,
+      defaultModelId: warning ? undefined : saved?.id,
+      modelRuntime: view,
+    });
+    if (!model) return { model: null, warning };
+    const fromSettings = !warning && saved && model.provider === saved.provider && model.id === saved.id;
+    return { model: { provider: model.provider, id: model.id, source: fromSettings ? "settings" : "pi" }, warning };
+  }
+
+  /**
+   * Make `name` (`provider/id` or a bare id pi resolves) pi's default model: settings.json's
+   * defaultProvider/defaultModel, written by pi's SettingsManager (its file lock and format).
+   * Returns `{provider, id}`; 404/400 as resolve().
+   */
+  async setDefaultModel(name) {
+    const model = await this.resolve(name);
+    const settings = SettingsManager.create(this.agentDir, this.agentDir, { projectTrusted: false });
+    settings.setDefaultModelAndProvider(model.provider, model.id);
+    await settings.flush();
+    const errors = typeof settings.drainErrors === "function" ? settings.drainErrors() : [];
+    if (errors.length) {
+      throw new GatewayError("internal_error", `pi could not write settings.json: ${redact(String(errors[0]?.message ?? errors[0]))}`);
+    }
+    return { provider: model.provider, id: model.id };
   }
 
   /** pi's message about a broken models.json (or other catalog problems), or null. */

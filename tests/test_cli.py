@@ -128,3 +128,52 @@ def test_help_and_version() -> None:
     out = run("-h")
     assert out.returncode == 0 and "ask" in out.stdout and "--lm-backend" in out.stdout
     assert run("--version").returncode == 0
+
+
+def _fresh_home(tmp_path: Path, **env: str) -> dict[str, str]:
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    return dict(os.environ, PI_CODING_AGENT_DIR=str(agent), **env)
+
+
+def test_models_marks_pis_default_and_ask_names_it_on_stderr(fake_upstream) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(run("models", "--json", "--available").stdout)
+    marked = [f"{m['provider']}/{m['id']}" for m in data["models"] if m["default"]]
+    assert marked == [FAKE]  # the only provider with credentials; never echo/echo
+    assert data["default_model"] == {"provider": "fake", "id": "fake-model", "source": "pi"}
+    piped = run("models", "--available")
+    assert piped.returncode == 0 and FAKE in piped.stdout.splitlines()  # piped: names only, for xargs
+    fake_upstream.enqueue(Reply(text="hello"))
+    out = run("--lm-backend", "pi", "ask", "Hi")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "hello"
+    assert "make_lm: using fake/fake-model" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_models_default_with_only_openai_key_is_pis_choice(tmp_path: Path) -> None:
+    env = _fresh_home(tmp_path, OPENAI_API_KEY="sk-test-only-openai-0123456789")
+    out = run("models", "default", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    default = json.loads(out.stdout)["default_model"]
+    assert default["provider"] == "openai" and default["source"] == "pi" and default["id"] != "gpt-4"
+    shown = run("models", "default", env=env)
+    assert shown.stdout.strip() == f"openai/{default['id']} (pi's default for the first provider with credentials)"
+
+
+def test_models_default_sets_pis_settings_json_and_warns_about_a_missing_one(tmp_path: Path) -> None:
+    env = _fresh_home(tmp_path, OPENAI_API_KEY="sk-test-only-openai-0123456789")
+    out = run("models", "default", "openai/gpt-4o", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "openai/gpt-4o (settings.json)"
+    saved = json.loads((tmp_path / "agent" / "settings.json").read_text())
+    assert (saved["defaultProvider"], saved["defaultModel"]) == ("openai", "gpt-4o")
+    assert run("models", "default", env=env).stdout.strip() == "openai/gpt-4o (settings.json)"
+    unknown = run("models", "default", "openai/gpt-nope", env=env)
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+    assert 'unknown model "openai/gpt-nope"' in unknown.stderr
+    (tmp_path / "agent" / "settings.json").write_text(json.dumps({"defaultProvider": "openai",
+                                                                   "defaultModel": "gpt-gone"}))
+    shown = run("models", "default", env=env)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr
+    assert "warning: pi's default model openai/gpt-gone" in shown.stderr and "is not a model pi knows" in shown.stderr
+    assert shown.stdout.startswith("openai/") and "gpt-gone" not in shown.stdout

@@ -252,6 +252,30 @@ def test_pi_default_model(agent, fake_upstream):
     assert make_lm().model == "pi/fake/second"
 
 
+def test_only_openai_key_picks_pis_default_for_openai_not_the_first_name(agent, monkeypatch, caplog):
+    agent({})
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-only-openai-0123456789")
+    with caplog.at_level(logging.INFO, logger="aiipython"):
+        lm = make_lm()
+    from aiipython import get_client
+
+    default = get_client().list_models()["default_model"]
+    # pi's own choice (pi-coding-agent's defaultModelPerProvider; node_gateway/test/default_model.test.mjs)
+    assert default["provider"] == "openai" and default["source"] == "pi"
+    assert default["id"] != "gpt-4"
+    assert lm.model == f"pi/openai/{default['id']}"
+    infos = [r.getMessage() for r in caplog.records if r.name == "aiipython" and r.levelno == logging.INFO]
+    assert infos == [f"make_lm: using openai/{default['id']} (the model pi starts with for provider 'openai')"]
+
+
+def test_a_settings_default_pi_does_not_know_is_a_warning(agent, fake_upstream, caplog):
+    agent({"fake": provider(fake_upstream.base_url, "fake-model")}, default=("fake", "gone"))
+    assert make_lm(backend="pi").model == "pi/fake/fake-model"
+    (warning,) = fallback_warnings(caplog)
+    assert "pi's default model fake/gone" in warning and "is not a model pi knows" in warning
+    assert "aiipython models default MODEL" in warning
+
+
 def test_first_model_with_credentials_before_local(agent, fake_upstream):
     agent({"local": provider(fake_upstream.base_url, "smollm2-135m"),
            "fake": provider(fake_upstream.base_url, "fake-model")})

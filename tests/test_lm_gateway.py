@@ -215,6 +215,43 @@ def test_usage_is_the_upstream_count_once(lm, fake_upstream):
     assert response.provider_data["cost_usd"] == pytest.approx((20 * 1.0 + 9 * 2.0 + 100 * 0.5) / 1e6)
 
 
+def test_history_cost_is_pis_price_in_dollars_and_usage_summary_totals_it(client, fake_upstream):
+    import aiipython
+
+    aiipython.reset_usage()
+    cached = PiGatewayLM("pi/" + FAKE, client=client, cache=True)
+    question = f"Price me {uuid.uuid4()}"
+    fake_upstream.enqueue(Reply(fields(answer="one"), prompt_tokens=120, completion_tokens=9, cached_tokens=100),
+                          Reply(fields(answer="two"), prompt_tokens=10, completion_tokens=5))
+    with dspy.context(lm=cached):
+        dspy.Predict("question -> answer")(question=question)
+        dspy.Predict("question -> answer")(question=question)  # DSPy's cache: not billed again
+        dspy.Predict("question -> answer")(question=question + " again")
+    first, hit, second = cached.history[-3:]
+    # models.json prices $1/M input, $2/M output, $0.5/M cache read.
+    assert first["cost"] == pytest.approx((20 * 1.0 + 9 * 2.0 + 100 * 0.5) / 1e6)
+    assert first["cost_details"] == {"kind": "reported", "currency": "USD", "source": "pi"}
+    assert hit["cost"] == first["cost"] and hit["usage"] == {}  # as dspy.LM: a hit keeps its price
+    assert second["cost"] == pytest.approx((10 * 1.0 + 5 * 2.0) / 1e6)
+    summary = aiipython.usage_summary()
+    assert (summary["calls"], summary["cached_calls"], summary["unpriced_calls"]) == (2, 1, 0)
+    assert summary["cost_usd"] == pytest.approx(first["cost"] + second["cost"])
+    assert (summary["input_tokens"], summary["output_tokens"]) == (130, 14)
+    assert set(summary["by_model"]) == {"pi/fake/fake-model"}
+    aiipython.reset_usage()
+    assert aiipython.usage_summary()["calls"] == 0 and aiipython.usage_summary()["by_model"] == {}
+
+
+def test_streamed_call_has_its_cost_in_history(lm, fake_upstream):
+    fake_upstream.enqueue(Reply(fields(answer="streamed"), prompt_tokens=10, completion_tokens=5))
+    program = dspy.streamify(dspy.Predict("question -> answer"),
+                             stream_listeners=[dspy.streaming.StreamListener("answer")], async_streaming=False)
+    with dspy.context(lm=lm):
+        outputs = list(program(question="Stream a price"))
+    assert outputs[-1].answer == "streamed"
+    assert lm.history[-1]["cost"] == pytest.approx((10 * 1.0 + 5 * 2.0) / 1e6)
+
+
 def test_cache_hit_does_not_reach_the_upstream(client, fake_upstream):
     cached = PiGatewayLM("pi/" + FAKE, client=client, cache=True)
     question = f"Cache me {uuid.uuid4()}"

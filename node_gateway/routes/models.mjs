@@ -1,4 +1,8 @@
-// GET /models: every model pi knows, whether it has credentials, and the user's default model.
+// GET /models: every model pi knows, whether it has credentials, and the model pi starts with.
+// GET /models/default: that choice alone; PUT /models/default (admin token only): make a model pi's
+// default (settings.json, through pi's SettingsManager).
+
+import { invalid } from "../errors.mjs";
 
 const string = { type: "string" };
 const number = { type: "number" };
@@ -39,6 +43,13 @@ export const modelsSchema = {
     models: { type: "array", items: modelEntrySchema },
     default_model: {
       type: ["object", "null"],
+      required: ["provider", "id", "source"],
+      additionalProperties: true,
+      properties: { provider: string, id: string, source: { type: "string", enum: ["settings", "pi"] } },
+    },
+    default_model_warning: { type: ["string", "null"] },
+    settings_default_model: {
+      type: ["object", "null"],
       required: ["provider", "id"],
       additionalProperties: true,
       properties: { provider: string, id: string },
@@ -49,10 +60,29 @@ export const modelsSchema = {
 };
 
 export default async function modelRoutes(app, { adapter }) {
-  app.get("/models", { schema: { response: { 200: modelsSchema } } }, async () => ({
-    models: await adapter.listModels(),
-    default_model: adapter.defaultModel(),
-    models_json_error: adapter.modelsJsonError(),
-    providers_error: adapter.providersError(),
-  }));
+  app.get("/models", { schema: { response: { 200: modelsSchema } } }, async () => {
+    const models = await adapter.listModels();
+    const { model, warning } = await adapter.defaultModel();
+    return {
+      models,
+      default_model: model,
+      default_model_warning: warning,
+      settings_default_model: adapter.settingsDefaultModel(),
+      models_json_error: adapter.modelsJsonError(),
+      providers_error: adapter.providersError(),
+    };
+  });
+  app.get("/models/default", async () => {
+    await adapter.reload();
+    const { model, warning } = await adapter.defaultModel();
+    return { default_model: model, default_model_warning: warning, settings_default_model: adapter.settingsDefaultModel() };
+  });
+  app.put("/models/default", { config: { admin: true } }, async (request) => {
+    const name = request.body?.model;
+    if (typeof name !== "string" || !name) throw invalid('body must be {"model": "<provider>/<id>"}');
+    const saved = await adapter.setDefaultModel(name);
+    await adapter.reload();
+    const { model, warning } = await adapter.defaultModel();
+    return { settings_default_model: saved, default_model: model, default_model_warning: warning };
+  });
 }

@@ -84,7 +84,8 @@ describe("read-only routes", () => {
     assert.equal(byName.get("nokey/keyless").available, false);
     assert.deepEqual(byName.get("faux/faux-think").thinking_levels.slice(0, 2), ["off", "minimal"]);
     assert.ok(byName.has("openai/gpt-4o"), "the built-in catalog, offline");
-    assert.deepEqual(r.body.default_model, { provider: "faux", id: "faux-1" });
+    assert.deepEqual(r.body.default_model, { provider: "faux", id: "faux-1", source: "settings" });
+    assert.equal(r.body.default_model_warning, null);
     assert.equal(r.body.models_json_error, null);
     assert.ok(!r.text.includes("sk-test"), "no key in /models");
   });

@@ -163,7 +163,7 @@ test("files written by pi 1.6 itself: API key and OAuth in auth.json, a $ENV cus
 
     const models = await get("/models");
     assert.equal(models.models_json_error, null);
-    assert.deepEqual(models.default_model, { provider: "custom", id: "custom-1" });
+    assert.deepEqual(models.default_model, { provider: "custom", id: "custom-1", source: "settings" });
     const custom = models.models.find((m) => m.provider === "custom" && m.id === "custom-1");
     assert.equal(custom?.available, true);
     assert.ok(models.models.some((m) => m.provider === "anthropic" && m.available));

@@ -121,6 +121,7 @@ if TYPE_CHECKING:
     )
     from ._openai import async_openai_client, openai_base_url, openai_client
     from ._streaming_lm import StreamingLM
+    from ._usage import reset_usage, usage_summary
 
 __version__ = "0.1.0"
 
@@ -147,6 +148,8 @@ _LAZY = {
     "LogoutResult": "._login",
     "AuthUrl": "._login",
     "AuthPrompt": "._login",
+    "usage_summary": "._usage",
+    "reset_usage": "._usage",
 }
 #: The typed API (docs/python_api.md), module by module; nothing of it loads until first use.
 _AI = {
@@ -168,6 +171,8 @@ _LAZY.update({name: module for module, names in _AI.items() for name in names})
 
 __all__ = [
     "make_lm",
+    "usage_summary",
+    "reset_usage",
     "PiGatewayLM",
     "StreamingLM",
     "PiGatewayClient",

@@ -47,10 +47,25 @@ def cli(ctx: click.Context, lm_backend: str | None, model: str | None) -> None:
     ctx.obj = {"backend": lm_backend, "model": model}
 
 
-def _make_lm(ctx: click.Context, **kwargs: Any) -> Any:
+def _make_lm(ctx: click.Context, *, announce: bool = False, **kwargs: Any) -> Any:
+    """``make_lm`` for the command; ``announce``: its info line (which model and why) goes to stderr."""
+    import logging
+
     from ._factory import make_lm
 
-    return make_lm(ctx.obj["model"], backend=ctx.obj["backend"], **kwargs)
+    if not announce:
+        return make_lm(ctx.obj["model"], backend=ctx.obj["backend"], **kwargs)
+    log = logging.getLogger("aiipython")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        return make_lm(ctx.obj["model"], backend=ctx.obj["backend"], **kwargs)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _pi_model(lm: Any) -> str | None:
@@ -94,7 +109,7 @@ def ask(ctx: click.Context, prompt: str | None, system: str | None, max_tokens: 
         prompt = sys.stdin.read()
         if not prompt.strip():
             raise click.UsageError("the prompt read from stdin is empty")
-    lm = _make_lm(ctx)
+    lm = _make_lm(ctx, announce=True)
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     model = _pi_model(lm)
     started = time.perf_counter()
@@ -174,22 +189,39 @@ def _ask_lm(lm: Any, messages: list[dict[str, Any]], max_tokens: int | None, tem
                       "cost_usd": cost}}
 
 
-@cli.command()
+def _default_name(data: dict[str, Any]) -> str | None:
+    default = data.get("default_model")
+    return f"{default['provider']}/{default['id']}" if isinstance(default, dict) else None
+
+
+def _default_warning(data: dict[str, Any]) -> None:
+    if data.get("default_model_warning"):
+        click.echo(f"warning: {data['default_model_warning']}", err=True)
+
+
+@cli.group(invoke_without_command=True)
 @click.option("--available", is_flag=True, help="Only models pi has credentials for.")
 @click.option("--provider", default=None, help="Only this provider's models.")
 @click.option("-q", "--query", "queries", multiple=True, metavar="TEXT",
               help="Only models whose provider/id or name contains TEXT (any case); repeat to AND them.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def models(available: bool, provider: str | None, queries: tuple[str, ...], as_json: bool) -> None:
+@click.pass_context
+def models(ctx: click.Context, available: bool, provider: str | None, queries: tuple[str, ...],
+           as_json: bool) -> None:
     """List the models pi knows (provider/id, context, cost in $ per 1M tokens).
 
-    On a terminal a table; piped, one provider/id per line (for grep, fzf, xargs).
+    On a terminal a table; piped, one provider/id per line (for grep, fzf, xargs). The model pi
+    starts with (make_lm()'s default) is marked `default` in the table and in --json;
+    `aiipython models default [MODEL]` shows it or sets it.
 
     \b
     Examples:
       aiipython models -q claude -q sonnet
       aiipython models --available --provider anthropic
+      aiipython models default anthropic/claude-sonnet-4-5
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from ._client import get_client
 
     data = get_client().list_models()
@@ -197,19 +229,23 @@ def models(available: bool, provider: str | None, queries: tuple[str, ...], as_j
     if provider is not None:
         _check_provider(provider, every, data)
     wanted = [q.lower() for q in queries]
-    rows = [m for m in every
+    default = _default_name(data)
+    rows = [{**m, "default": f"{m.get('provider')}/{m.get('id')}" == default} for m in every
             if (not available or m.get("available")) and (provider is None or m.get("provider") == provider)
             and all(q in f"{m.get('provider')}/{m.get('id')} {m.get('name', '')}".lower() for q in wanted)]
     if as_json:
         click.echo(json.dumps({"models": rows, "default_model": data.get("default_model"),
+                               "default_model_warning": data.get("default_model_warning"),
                                "models_json_error": data.get("models_json_error"),
                                "providers_error": data.get("providers_error") or {}}, indent=2))
+        _default_warning(data)
         return
     if sys.stdout.isatty():
         _models_table(rows, available)
     else:
         for m in rows:
             click.echo(f"{m['provider']}/{m['id']}")
+    _default_warning(data)
     if data.get("models_json_error"):
         click.echo(f"warning: pi's models.json has a problem: {data['models_json_error']}", err=True)
     for reason in (data.get("providers_error") or {}).values():
@@ -238,8 +274,8 @@ def _models_table(rows: list[dict[str, Any]], available: bool) -> None:
     wide = console.width >= 140
     table = Table(title=f"{len(rows)} models" + (" with credentials" if available else ""))
     table.add_column("model", no_wrap=wide, overflow="fold")  # the name to copy: never cut short
-    columns = ("name", "context", "max out", "reasoning", "input", "$ in/out per 1M", "available") if wide \
-        else ("context", "$ in/out per 1M", "available")
+    columns = ("name", "context", "max out", "reasoning", "input", "$ in/out per 1M", "available", "default") \
+        if wide else ("context", "$ in/out per 1M", "available", "default")
     for col in columns:
         table.add_column(col, justify="right" if col in ("context", "max out") else "left", no_wrap=not wide,
                          min_width=None if wide else len(col))
@@ -249,9 +285,36 @@ def _models_table(rows: list[dict[str, Any]], available: bool) -> None:
                  "max out": f"{m.get('max_tokens', 0):,}", "reasoning": "yes" if m.get("reasoning") else "",
                  "input": ",".join(m.get("input", [])),
                  "$ in/out per 1M": f"{cost.get('input', 0):g} / {cost.get('output', 0):g}",
-                 "available": "yes" if m.get("available") else ""}
+                 "available": "yes" if m.get("available") else "", "default": "default" if m["default"] else ""}
         table.add_row(f"{m['provider']}/{m['id']}", *(cells[c] for c in columns))
     console.print(table)
+
+
+@models.command("default")
+@click.argument("model", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models_default(model: str | None, as_json: bool) -> None:
+    """Show the model pi starts with, or make MODEL (provider/id) pi's default.
+
+    The default is pi's own: settings.json's defaultProvider/defaultModel (written here by pi's
+    own code, so `pi` starts with it too), else pi's default model of the first provider with
+    credentials. A settings.json default pi does not know is a warning, not a silent switch.
+    """
+    from ._client import get_client
+
+    data = get_client().set_default_model(model) if model else get_client().default_model()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        name = _default_name(data)
+        if name is None:
+            click.echo("no default model: pi has no credentials for any provider (log in with `pi` then /login, "
+                       "or set a provider's API key such as OPENAI_API_KEY)")
+        else:
+            source = (data.get("default_model") or {}).get("source")
+            why = "settings.json" if source == "settings" else "pi's default for the first provider with credentials"
+            click.echo(f"{name} ({why})")
+    _default_warning(data)
 
 
 @cli.group()

@@ -391,12 +391,33 @@ class PiGatewayClient:
         return self._get("/health")
 
     def list_models(self) -> dict[str, Any]:
-        """``GET /models``: ``{"models": [...], "default_model": {...} | None, "models_json_error"}``.
+        """``GET /models``: ``{"models": [...], "default_model": {"provider", "id", "source"} | None,
+        "default_model_warning", "settings_default_model", "models_json_error", "providers_error"}``.
 
         Each model: provider, id, name, api, reasoning, thinking_levels, input, context_window
         (tokens), max_tokens, cost ($ per 1M tokens), available (pi has credentials).
         """
         return self._get("/models")
+
+    def default_model(self) -> dict[str, Any]:
+        """``GET /models/default``: ``{"default_model": {"provider", "id", "source"} | None,
+        "default_model_warning": str | None, "settings_default_model": {"provider", "id"} | None}``
+        (docs/protocol.md): the model pi starts with, by pi's own rule, and settings.json's pair."""
+        return self._get("/models/default")
+
+    def set_default_model(self, model: str) -> dict[str, Any]:
+        """``PUT /models/default`` (admin-only): make ``model`` (``provider/id``) pi's default, written
+        to pi's ``settings.json`` by pi's own SettingsManager.
+
+        Returns:
+            ``{"settings_default_model": {"provider", "id"}, "default_model", "default_model_warning"}``.
+
+        Raises:
+            ModelNotFoundError: pi does not know the model (``candidates``: close matches).
+            AmbiguousModelError: a bare id several providers have.
+            PermissionDeniedError: no admin token (see :meth:`register_providers`).
+        """
+        return self._request("PUT", "/models/default", {"model": model}, admin=True)
 
     def auth_status(self) -> dict[str, Any]:
         """``GET /auth/status``: ``{"providers": [{"provider", "configured", "source", ...}]}``; no secrets."""

@@ -5,8 +5,9 @@ gateway and the model all resolve; otherwise LiteLLM with one warning on the ``a
 saying why, but only when LiteLLM can plausibly serve the model (it knows it and its credentials
 are set, ``_litellm_names``); else the error the ``pi`` backend would raise (an unknown model is
 ``ModelNotFoundError`` naming close matches). ``tabminion/*`` always takes LiteLLM. Model: the
-argument, else ``AIIPYTHON_MODEL``, else pi's default, else the first model with credentials,
-else the embedded local model.
+argument, else ``AIIPYTHON_MODEL``, else the model pi itself starts with (the gateway's
+``default_model``: pi's own rule), else the embedded local model; the choice is one INFO line on
+the ``aiipython`` logger.
 """
 
 from __future__ import annotations
@@ -142,8 +143,9 @@ def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: A
     Args:
         model: ``provider/id`` as pi names it (``anthropic/claude-sonnet-4-5``; a ``pi/`` prefix is
             accepted), or a LiteLLM name on the ``litellm`` backend. Default: ``AIIPYTHON_MODEL``,
-            then pi's default model, then the first model pi has credentials for (a cloud provider
-            before ``local``), then the embedded local model ``local/smollm2-135m``.
+            then the model pi starts with (settings.json's default, else pi's default model of the
+            first provider with credentials; never ``echo/echo``; ``local`` last), then the
+            embedded local model ``local/smollm2-135m`` (docs/backends.md "Model").
         backend: ``auto`` | ``pi`` | ``litellm``; default ``AIIPYTHON_LM_BACKEND``, else ``auto``.
         **kwargs: ``dspy.LM`` arguments (``temperature``, ``max_tokens`` in tokens, ``cache``,
             ``num_retries``, ...). For the Pi backend also ``client``, ``gateway_url`` +
@@ -232,17 +234,28 @@ def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tup
         if auto:
             raise _Fallback(message, wanted, error)
         raise error
+    warning = listing.get("default_model_warning")
+    if isinstance(warning, str) and warning:
+        logger.warning("make_lm: %s", warning)
     default = listing.get("default_model")
-    if isinstance(default, Mapping) and f"{default.get('provider')}/{default.get('id')}" in by_name:
-        full = f"{default['provider']}/{default['id']}"
+    full, why = "", ""
+    if isinstance(default, Mapping):
+        named = f"{default.get('provider')}/{default.get('id')}"
+        chosen_by_pi = default.get("source") != "settings"
+        # pi takes provider local's first model when nothing else has credentials: the embedded one is meant
+        local_pick = chosen_by_pi and named.startswith(f"{LOCAL_PROVIDER}/") and LOCAL_MODEL in by_name
+        if named in by_name and not named.startswith(f"{ECHO_PROVIDER}/") and not local_pick:  # echo: only named
+            full = named
+            why = ("pi's default model (settings.json)" if not chosen_by_pi
+                   else f"the model pi starts with for provider {default.get('provider')!r}")
+    if not full and LOCAL_MODEL in by_name:
+        full, why = LOCAL_MODEL, "the embedded local model: pi has no credentials for any provider"
+    if not full:
+        full = next((f for f in by_name if f.startswith(f"{LOCAL_PROVIDER}/")), "")
+        why = "the local provider: pi has no credentials for any other"
+    if full:
+        logger.info("make_lm: using %s (%s)", full, why)
         return full, by_name[full]
-    available = [full for full, m in by_name.items() if m.get("available")]
-    not_cloud = (f"{LOCAL_PROVIDER}/", f"{ECHO_PROVIDER}/")  # echo answers only when named
-    cloud = [full for full in available if not full.startswith(not_cloud)]
-    local = [full for full in by_name if full.startswith(f"{LOCAL_PROVIDER}/")]
-    for candidates in (cloud, [LOCAL_MODEL] if LOCAL_MODEL in by_name else [], local):
-        if candidates:
-            return candidates[0], by_name[candidates[0]]
     raise E.ConfigurationError(
         f"no model to use: pi has no credentials for any provider and the local model is not installed. To fix: "
         f"{_LOGIN_HINT}; or pass make_lm(model=...) / set AIIPYTHON_MODEL"

@@ -27,6 +27,7 @@ from ._lm_convert import (
     response_from_message,
 )
 from ._model_names import dspy_model_name, pi_model_name
+from ._usage import fill_cost
 
 __all__ = ["PiGatewayLM", "PiGatewayEngine", "AsyncPiGatewayEngine"]
 
@@ -263,3 +264,9 @@ class PiGatewayLM(dspy.LM):
             kwargs["async_engine"] = self._async_engine_spec.for_model(model)
         copied: PiGatewayLM = super().copy(**kwargs)
         return copied
+
+    def update_history(self, entry: dict[str, Any]) -> None:
+        """Record a call as ``dspy.LM`` does, with ``entry["cost"]`` in dollars from pi's price
+        (DSPy records None for custom engines) and the call added to :func:`aiipython.usage_summary`."""
+        fill_cost(entry)
+        super().update_history(entry)

@@ -60,7 +60,7 @@ _NPM_TAIL_LINES = 25
 #: Files of pi-coding-agent the gateway imports by path (its package exports only the index).
 _DEEP_ENTRIES = tuple(
     f"@earendil-works/pi-coding-agent/dist/core/{name}.js"
-    for name in ("model-runtime", "auth-storage", "settings-manager")
+    for name in ("model-runtime", "auth-storage", "settings-manager", "model-resolver")
 )
 #: Runs npm (argv[1:]) in its own process group and kills that group when stdin ends: the same
 #: "dies with its parent" contract as the gateway, for ``npm ci``.
