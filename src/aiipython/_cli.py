@@ -308,7 +308,7 @@ def models_default(model: str | None, as_json: bool) -> None:
     else:
         name = _default_name(data)
         if name is None:
-            click.echo("no default model: pi has no credentials for any provider (log in with `pi` then /login, "
+            click.echo("no default model: pi has no credentials for any provider (log in with `aiipython auth login`, "
                        "or set a provider's API key such as OPENAI_API_KEY)")
         else:
             source = (data.get("default_model") or {}).get("source")
