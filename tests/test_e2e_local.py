@@ -166,3 +166,28 @@ def test_the_demo_runs_through_pi_on_the_local_model() -> None:
     assert "Streaming" in out.stdout and "summary" in out.stdout
     summary = out.stdout[out.stdout.index("summary"):]
     assert "$0.000000" in summary  # the local model is free
+
+
+def test_typed_api_on_the_local_model() -> None:
+    """The typed API (issue 12) on a real model: event order, ``partial`` growth, ``result()``,
+    ``complete()`` and an async twin, through pi's openai-completions to llama.cpp."""
+    import asyncio
+
+    from aiipython import StreamOptions, ctx, user
+
+    options = StreamOptions(max_tokens=8, temperature=0.0)
+    events, grown = [], []
+    for event in aiipython.stream(LOCAL, ctx(user("Say hello."), system="Be brief."), options):
+        events.append(event)
+        if event.type == "text_delta":
+            grown.append(event.partial.text)  # one message growing in place: read it now
+    kinds = [e.type for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and "text_delta" in kinds
+    assert kinds.index("text_start") < kinds.index("text_delta") < kinds.index("text_end")
+    assert all(b.startswith(a) for a, b in zip(grown, grown[1:], strict=False)) and grown[-1]
+    final = events[-1].message
+    assert final.text == grown[-1] and final.usage.output > 0 and final.usage.cost.total == 0
+    assert final.stop_reason.value in ("stop", "length")
+    assert aiipython.stream(LOCAL, "Say hi.", options).result().text
+    assert aiipython.complete(LOCAL, "Say hi.", options).usage.input > 0
+    assert asyncio.run(aiipython.acomplete(LOCAL, "Say hi.", options)).text
