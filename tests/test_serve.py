@@ -148,3 +148,29 @@ def test_serve_starts_the_local_model_for_openai_clients(tmp_path: Any) -> None:
             assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
             usage = chunks[-1].usage
             assert usage is not None and 1 < usage.completion_tokens <= 16
+            resp = client.responses.create(model="local/smollm2-135m", input="Say hello.", max_output_tokens=16)
+            assert resp.status in ("completed", "incomplete") and resp.output_text
+            assert resp.usage is not None and resp.usage.output_tokens > 1
+
+
+@pytest.mark.e2e
+def test_serve_starts_the_local_model_again_when_it_dies(tmp_path: Any) -> None:
+    import psutil
+
+    env = dict(os.environ, AIIPYTHON_LOCAL_MODEL="on", PI_CODING_AGENT_DIR=str(tmp_path))
+    with serving("--port", "0", env=env) as (pasted, _lines, proc):
+        servers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                   if any(a.endswith("_local_server.py") for a in p.cmdline())]
+        assert len(servers) == 1
+        servers[0].kill()
+        seen = []
+        while not seen or not seen[-1].startswith("The embedded local model is served again"):
+            line = proc.stderr.readline()
+            assert line, f"serve's stderr ended: {seen}"
+            seen.append(line.strip())
+        assert f"server (pid {servers[0].pid}) exited; starting it again" in seen[-2]
+        with openai.OpenAI(base_url=pasted["OPENAI_BASE_URL"], api_key=pasted["OPENAI_API_KEY"],
+                           max_retries=0, timeout=120) as client:
+            done = client.chat.completions.create(model="local/smollm2-135m", max_tokens=8,
+                                                  messages=[{"role": "user", "content": "Say hi."}])
+            assert done.choices[0].message.content

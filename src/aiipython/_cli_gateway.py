@@ -29,7 +29,7 @@ import click
 
 from ._cli_errors import ErrorMappingGroup
 from ._errors import AiipythonError
-from ._model_names import LOCAL_PROVIDER
+from ._model_names import LOCAL_MODEL, LOCAL_PROVIDER
 from ._settings import load_settings
 
 if TYPE_CHECKING:
@@ -148,12 +148,42 @@ def _running() -> dict[str, Any] | None:
     return None
 
 
+#: How many times a served gateway starts the embedded model's server again after it died.
+_LOCAL_RESTARTS = 5
+
+
+def _keep_local_model(gw: Gateway, stop: threading.Event) -> None:
+    """While ``gw`` serves other processes, start the embedded model's server again when it dies
+    and point the gateway at the new one (its clients cannot: they hold only the client token).
+    Each restart is one line on stderr; after :data:`_LOCAL_RESTARTS` it gives up, saying so."""
+    for _ in range(_LOCAL_RESTARTS):
+        server = gw.local_model
+        if server is None:
+            return
+        server.wait()
+        if stop.is_set():
+            return
+        click.echo(f"warning: the embedded local model's server (pid {server.pid}) exited; starting it again",
+                   err=True)
+        try:
+            gw.ensure_model(LOCAL_MODEL)
+        except AiipythonError as exc:
+            click.echo(f"warning: the embedded local model could not start again ({exc}); {LOCAL_MODEL} calls "
+                       "fail until this command is restarted", err=True)
+            return
+        new = gw.local_model
+        click.echo(f"The embedded local model is served again (pid {new.pid if new else None}).", err=True)
+    click.echo(f"warning: the embedded local model's server died {_LOCAL_RESTARTS + 1} times; not starting it "
+               f"again ({LOCAL_MODEL} calls fail until this command is restarted)", err=True)
+
+
 def _run_until_stopped(start: Callable[[Callable[[str], None]], Gateway],
                        announce: Callable[[Gateway, Path], None]) -> None:
     """Unless a recorded gateway still runs (then exit 1 saying where), ``start`` one (it gets
     the stderr sink) and record it in ``running.json`` (0600; `gateway status` and `gateway stop`
     read it), both under the file lock; call ``announce``, then wait for Ctrl-C, SIGTERM
-    (`gateway stop`) or the gateway's own exit; stop it and remove its record (only its own)."""
+    (`gateway stop`) or the gateway's own exit; stop it and remove its record (only its own).
+    Meanwhile the embedded local model is kept running (:func:`_keep_local_model`)."""
     from filelock import FileLock
 
     path = _state_file()
@@ -181,10 +211,11 @@ def _run_until_stopped(start: Callable[[Callable[[str], None]], Gateway],
             except BaseException:
                 gw.close()
                 raise
+        stop = threading.Event()
         try:
             announce(gw, path)
-            stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            threading.Thread(target=_keep_local_model, args=(gw, stop), daemon=True).start()
 
             def wait_for_exit() -> None:
                 gw.wait()
@@ -196,6 +227,7 @@ def _run_until_stopped(start: Callable[[Callable[[str], None]], Gateway],
             except KeyboardInterrupt:
                 pass
         finally:
+            stop.set()
             gw.close()
             with lock:
                 state = _read_state()

@@ -296,6 +296,14 @@ class LocalModelServer:
         """True while the server process runs (started, not closed, not dead or a zombie)."""
         return self._root_url is not None and self._sidecar.alive()
 
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until the server process exits (at most ``timeout`` seconds; ``None``: no limit).
+
+        Returns:
+            Its exit code, or ``None`` if it still runs after ``timeout`` or was never started.
+        """
+        return self._sidecar.wait(timeout)
+
     def stderr_tail(self, lines: int = 30) -> str:
         """The last ``lines`` lines of llama.cpp's log (the server's stderr)."""
         return self._sidecar.stderr_tail(lines)
