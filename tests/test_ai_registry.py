@@ -143,3 +143,53 @@ def test_cost_command(client) -> None:  # type: ignore[no-untyped-def]
     (row,) = json.loads(out.stdout)["costs"]
     assert (row["model"], row["total"]) == (FAKE, pytest.approx(3.0))  # $1 in + $2 out per 1M
     assert run(FAKE, "--input", "5", "--cached", "6").returncode == 2
+
+
+def _cli(gateway, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """``aiipython ARGS`` as a subprocess on the session's gateway."""
+    import os
+    import subprocess
+    import sys
+
+    full = {**os.environ, "AIIPYTHON_GATEWAY_URL": gateway.url, "AIIPYTHON_GATEWAY_TOKEN": gateway.token,
+            **(env or {})}
+    return subprocess.run([sys.executable, "-m", "aiipython", *args], capture_output=True, text=True, env=full,
+                          timeout=180, stdin=subprocess.DEVNULL)
+
+
+def test_models_command_filters_are_get_models(gateway, client) -> None:  # type: ignore[no-untyped-def]
+    def listed(*args: str) -> list[str]:
+        out = _cli(gateway, "models", *args, "--json")
+        assert out.returncode == 0, out.stderr
+        return [f"{m['provider']}/{m['id']}" for m in json.loads(out.stdout)["models"]]
+
+    expected = [m.full_id for m in get_models(capability="reasoning", modality="image", max_cost_input=1.0,
+                                              client=client)]
+    assert expected and listed("--capability", "reasoning", "--modality", "image", "--max-cost-input", "1") == expected
+    assert FAKE in listed("--min-context", "32000", "--provider", "fake")
+    assert listed("--min-context", "32001", "--provider", "fake") == []
+    bad = _cli(gateway, "models", "--capability", "flying")
+    assert bad.returncode == 2 and "tool_call" in bad.stderr
+
+
+def test_models_info_command(gateway) -> None:  # type: ignore[no-untyped-def]
+    out = _cli(gateway, "models", "info", "fake-model", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert (data["model"], data["limits"], data["cost"]["input"], data["available"]) == \
+        (FAKE, {"context": 32000, "output": 4096}, 1.0, True)
+    text = _cli(gateway, "models", "info", FAKE)
+    assert text.returncode == 0 and "Context:" in text.stdout and "32,000 tokens" in text.stdout
+    missing = _cli(gateway, "models", "info", "fake/nope")
+    assert missing.returncode == 1 and "Error:" in missing.stderr
+
+
+def test_models_sync_command(gateway, cache_dir: Path, httpserver: HTTPServer) -> None:  # type: ignore[no-untyped-def]
+    httpserver.expect_request("/api.json").respond_with_json(DEV)
+    httpserver.expect_request("/broken").respond_with_data("oops", status=500)
+    out = _cli(gateway, "models", "sync", "--url", httpserver.url_for("/api.json"), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"path": str(cache_dir / "models.dev" / "api.json"), "providers": 1, "models": 1}
+    broken = _cli(gateway, "models", "sync", "--url", httpserver.url_for("/broken"))
+    assert broken.returncode == 1 and "previous snapshot is kept" in broken.stderr
+    assert json.loads((cache_dir / "models.dev" / "api.json").read_text()) == DEV

@@ -17,7 +17,7 @@ from ._cli_auth import auth_login, auth_logout
 from ._cli_errors import ErrorMappingGroup
 from ._cli_gateway import gateway, serve
 from ._cli_litellm import litellm_config, smoke
-from ._cli_models import cost
+from ._cli_models import cost, models_info, models_sync
 from ._settings import BACKENDS, load_settings
 
 __all__ = ["main", "cli"]
@@ -204,9 +204,17 @@ def _default_warning(data: dict[str, Any]) -> None:
 @click.option("--provider", default=None, help="Only this provider's models.")
 @click.option("-q", "--query", "queries", multiple=True, metavar="TEXT",
               help="Only models whose provider/id or name contains TEXT (any case); repeat to AND them.")
+@click.option("--capability", default=None, metavar="NAME",
+              help="Only models with it: reasoning, tool_call, structured_output, attachment or temperature.")
+@click.option("--modality", default=None, metavar="NAME", help="Only models taking this input (text, image).")
+@click.option("--min-context", type=click.IntRange(min=1), default=None, metavar="TOKENS",
+              help="Only models whose context window is at least TOKENS.")
+@click.option("--max-cost-input", type=click.FloatRange(min=0), default=None, metavar="DOLLARS",
+              help="Only models whose input costs at most DOLLARS per 1M tokens.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def models(ctx: click.Context, available: bool, provider: str | None, queries: tuple[str, ...],
+           capability: str | None, modality: str | None, min_context: int | None, max_cost_input: float | None,
            as_json: bool) -> None:
     """List the models pi knows (provider/id, context, cost in $ per 1M tokens).
 
@@ -218,6 +226,8 @@ def models(ctx: click.Context, available: bool, provider: str | None, queries: t
     Examples:
       aiipython models -q claude -q sonnet
       aiipython models --available --provider anthropic
+      aiipython models --capability reasoning --modality image --max-cost-input 1
+      aiipython models info anthropic/claude-sonnet-4-5
       aiipython models default anthropic/claude-sonnet-4-5
     """
     if ctx.invoked_subcommand is not None:
@@ -230,9 +240,11 @@ def models(ctx: click.Context, available: bool, provider: str | None, queries: t
         _check_provider(provider, every, data)
     wanted = [q.lower() for q in queries]
     default = _default_name(data)
+    kept = _registry_filter(capability, modality, min_context, max_cost_input)
     rows = [{**m, "default": f"{m.get('provider')}/{m.get('id')}" == default} for m in every
             if (not available or m.get("available")) and (provider is None or m.get("provider") == provider)
-            and all(q in f"{m.get('provider')}/{m.get('id')} {m.get('name', '')}".lower() for q in wanted)]
+            and all(q in f"{m.get('provider')}/{m.get('id')} {m.get('name', '')}".lower() for q in wanted)
+            and (kept is None or f"{m.get('provider')}/{m.get('id')}" in kept)]
     if as_json:
         click.echo(json.dumps({"models": rows, "default_model": data.get("default_model"),
                                "default_model_warning": data.get("default_model_warning"),
@@ -250,6 +262,22 @@ def models(ctx: click.Context, available: bool, provider: str | None, queries: t
         click.echo(f"warning: pi's models.json has a problem: {data['models_json_error']}", err=True)
     for reason in (data.get("providers_error") or {}).values():
         click.echo(f"warning: {reason}", err=True)
+
+
+def _registry_filter(capability: str | None, modality: str | None, min_context: int | None,
+                     max_cost_input: float | None) -> set[str] | None:
+    """The provider/ids that pass the typed API's filters (``aiipython.get_models``, models.dev's
+    capabilities included), or None when none is given."""
+    if capability is None and modality is None and min_context is None and max_cost_input is None:
+        return None
+    from ._ai.registry import get_models
+
+    try:
+        found = get_models(capability=capability, modality=modality, min_context=min_context,
+                           max_cost_input=max_cost_input)
+    except ValueError as exc:  # an unknown capability: the message lists the valid ones
+        raise click.BadParameter(str(exc), param_hint="--capability") from exc
+    return {m.full_id for m in found}
 
 
 def _check_provider(provider: str, every: list[dict[str, Any]], data: dict[str, Any]) -> None:
@@ -288,6 +316,10 @@ def _models_table(rows: list[dict[str, Any]], available: bool) -> None:
                  "available": "yes" if m.get("available") else "", "default": "default" if m["default"] else ""}
         table.add_row(f"{m['provider']}/{m['id']}", *(cells[c] for c in columns))
     console.print(table)
+
+
+models.add_command(models_info)
+models.add_command(models_sync)
 
 
 @models.command("default")
