@@ -236,10 +236,11 @@ export function buildApp({
   const adminDigest = adminToken ? digest(adminToken) : null;
 
   const app = createFastify(bodyLimit);
-  const state = { shuttingDown: false, inflight: new Set() };
+  const state = { shuttingDown: false, inflight: new Set(), requests: 0 }; // requests: how many arrived (idle_memory.mjs)
   app.decorate("gateway", { state, logger, shutdown: shutdownFor(app, state, admission) });
   app.decorateRequest("gw", null);
   app.addHook("onRequest", (request, reply, done) => {
+    state.requests++;
     trackRequest(request, reply, logger);
     const refused = refusal(request, state, clientDigest, adminDigest);
     if (refused) done(refused);

@@ -203,4 +203,12 @@ async function serve() {
   };
   if (isWorker) workerReady(ready);
   else process.stdout.write(`${JSON.stringify(ready)}\n`);
+  // Once idle after start-up, give the young generation V8 grew while loading back (idle_memory.mjs).
+  const { releaseStartupMemory } = await import("./idle_memory.mjs");
+  const { state } = app.gateway;
+  releaseStartupMemory({
+    activity: () => state.requests,
+    busy: () => state.inflight.size > 0 || stopping,
+    onDone: (fields) => logger.debug({ event: "startup_memory_released", ...fields }),
+  });
 }
