@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS))
 
-from bench_run import MESSAGES, MODEL, JsonLineChild, log, pct, write_agent_dir  # noqa: E402
+from bench_run import MESSAGES, MODEL, log, pct, start_child, write_agent_dir  # noqa: E402
 
 STATUS_LUA = r"""
 wrk.method = os.getenv("BENCH_METHOD") or "POST"
@@ -169,7 +169,7 @@ def main() -> int:
     from aiipython._settings import load_settings
 
     node = find_node(load_settings()).node
-    upstream = JsonLineChild([str(node), str(SCRIPTS / "bench_upstream.mjs"), "--port", "0"])
+    upstream = start_child("bench_upstream", [str(node), str(SCRIPTS / "bench_upstream.mjs"), "--port", "0"])
     write_agent_dir(tmp / "agent", upstream.info["url"])
     body = {"model": MODEL, "messages": MESSAGES}
     v1_body = {"model": MODEL, "messages": MESSAGES}

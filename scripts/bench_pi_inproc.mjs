@@ -1,10 +1,12 @@
-// scripts/bench helper: pi called in-process in Node (no HTTP hop), driven over stdin/stdout.
+// scripts/bench helper: pi called in-process in Node (no HTTP hop), driven by JSON commands.
 //
 //   node scripts/bench_pi_inproc.mjs --app <dir holding node_gateway/> --agent-dir <pi agent dir> --upstream <url/v1>
 //
 // It loads the gateway's own modules from the installed app dir (the same files and the same
 // node_modules the gateway runs), installs the gateway's undici dispatcher first (as server.mjs
-// does), and then answers one JSON line per command line on stdin:
+// does), then prints one readiness line {"ready", "url", "pid", ...} (the Sidecar contract:
+// aiipython._sidecar) and answers each command POSTed to that loopback URL as a JSON body, one at
+// a time, until its stdin closes:
 //   {"op": "complete", "mode": M, "n": N, "model": "fake/fake-model"} -> {"ms": [N sequential call times]}
 //       M = "adapter": exactly what POST /lm/complete does minus HTTP: resolve, convertRequest,
 //                      callOptions, ensureAuth, adapter.stream(...).events.result()
@@ -18,11 +20,10 @@
 //       GC pauses of process P in between (a PerformanceObserver installed through the inspector)
 //   {"op": "alloc_start", "pid": P} / {"op": "alloc_stop"} -> {"total_bytes", "by_category", "top_functions"}:
 //       sampled allocations of process P between the two (including what GCs collected)
-//   {"op": "quit"}
 // Loopback only; every loop is bounded by N.
 
 import { parseArgs } from "node:util";
-import { createInterface } from "node:readline";
+import { createServer } from "node:http";
 import { pathToFileURL } from "node:url";
 import { join } from "node:path";
 
@@ -222,55 +223,62 @@ async function gcEval(pid, expression) {
   }
 }
 
-const rl = createInterface({ input: process.stdin });
-const out = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
-out({ ready: true, pi_version: adapter.piVersion, node_version: process.version });
-for await (const line of rl) {
-  if (!line.trim()) continue;
-  const cmd = JSON.parse(line);
-  try {
-    if (cmd.op === "quit") break;
-    if (cmd.op === "complete") {
-      const model = cmd.model ?? "fake/fake-model";
-      const fn = cmd.mode === "pi" ? () => piCall(model) : cmd.mode === "fetch" ? fetchCall : () => adapterCall(model);
-      out({ ms: await timeN(cmd.n, fn) });
-    } else if (cmd.op === "ttft") {
-      const ttft = [];
-      const total = [];
-      for (let i = 0; i < cmd.n; i++) {
-        const t = performance.now();
-        let first;
-        await adapterCall(cmd.model ?? "fake/fake-stream", () => {
-          first ??= performance.now() - t;
-        });
-        total.push(performance.now() - t);
-        ttft.push(first);
-      }
-      out({ ttft_ms: ttft, total_ms: total });
-    } else if (cmd.op === "heap") {
-      out(await heap(cmd.pid));
-    } else if (cmd.op === "gc_start") {
-      out({ started: await gcEval(cmd.pid, GC_START) });
-    } else if (cmd.op === "gc_stop") {
-      const entries = JSON.parse(await gcEval(cmd.pid, GC_STOP));
-      const kinds = { 1: "minor (scavenge)", 2: "major (mark-compact)", 4: "major (mark-compact)", 8: "incremental marking", 16: "weak callbacks" };
-      const by = {};
-      for (const [kind, ms] of entries) (by[kinds[kind] ?? `kind ${kind}`] ??= []).push(ms);
-      const summary = {};
-      for (const [k, v] of Object.entries(by)) {
-        v.sort((a, b) => a - b);
-        summary[k] = { count: v.length, total_ms: v.reduce((a, b) => a + b, 0), median_ms: v[v.length >> 1], max_ms: v[v.length - 1] };
-      }
-      out({ gc: summary });
-    } else if (cmd.op === "alloc_start") {
-      out(await allocStart(cmd.pid));
-    } else if (cmd.op === "alloc_stop") {
-      out(await allocStop());
-    } else {
-      out({ error: `unknown op ${cmd.op}` });
-    }
-  } catch (err) {
-    out({ error: String(err?.stack ?? err) });
+const GC_KINDS = { 1: "minor (scavenge)", 2: "major (mark-compact)", 4: "major (mark-compact)", 8: "incremental marking", 16: "weak callbacks" };
+
+/** One command -> its JSON answer. */
+async function answer(cmd) {
+  if (cmd.op === "complete") {
+    const model = cmd.model ?? "fake/fake-model";
+    const fn = cmd.mode === "pi" ? () => piCall(model) : cmd.mode === "fetch" ? fetchCall : () => adapterCall(model);
+    return { ms: await timeN(cmd.n, fn) };
   }
+  if (cmd.op === "ttft") {
+    const ttft = [];
+    const total = [];
+    for (let i = 0; i < cmd.n; i++) {
+      const t = performance.now();
+      let first;
+      await adapterCall(cmd.model ?? "fake/fake-stream", () => {
+        first ??= performance.now() - t;
+      });
+      total.push(performance.now() - t);
+      ttft.push(first);
+    }
+    return { ttft_ms: ttft, total_ms: total };
+  }
+  if (cmd.op === "heap") return heap(cmd.pid);
+  if (cmd.op === "gc_start") return { started: await gcEval(cmd.pid, GC_START) };
+  if (cmd.op === "gc_stop") {
+    const entries = JSON.parse(await gcEval(cmd.pid, GC_STOP));
+    const by = {};
+    for (const [kind, ms] of entries) (by[GC_KINDS[kind] ?? `kind ${kind}`] ??= []).push(ms);
+    const summary = {};
+    for (const [k, v] of Object.entries(by)) {
+      v.sort((a, b) => a - b);
+      summary[k] = { count: v.length, total_ms: v.reduce((a, b) => a + b, 0), median_ms: v[v.length >> 1], max_ms: v[v.length - 1] };
+    }
+    return { gc: summary };
+  }
+  if (cmd.op === "alloc_start") return allocStart(cmd.pid);
+  if (cmd.op === "alloc_stop") return allocStop();
+  return { error: `unknown op ${cmd.op}` };
 }
-process.exit(0);
+
+const server = createServer(async (req, res) => {
+  let body = "";
+  for await (const chunk of req) body += chunk;
+  let out;
+  try {
+    out = await answer(JSON.parse(body));
+  } catch (err) {
+    out = { error: String(err?.stack ?? err) };
+  }
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify(out));
+});
+server.listen(0, "127.0.0.1", () => {
+  const url = `http://127.0.0.1:${server.address().port}/`;
+  process.stdout.write(`${JSON.stringify({ ready: true, url, pid: process.pid, pi_version: adapter.piVersion, node_version: process.version })}\n`);
+});
+process.stdin.on("end", () => process.exit(0)); // the parent closed our stdin (or died)
+process.stdin.resume();

@@ -79,46 +79,38 @@ def summary(rounds: list[list[float]]) -> dict[str, Any]:
 # ---- child processes -------------------------------------------------------------------------
 
 
-class JsonLineChild:
-    """A child that prints one JSON readiness line, then answers one JSON line per command."""
+def start_child(name: str, argv: list[str], timeout: float = 60.0) -> Any:
+    """A child on the package's readiness-line / stdin-EOF contract (``aiipython._sidecar.Sidecar``):
+    started, its readiness line in ``.info``; ``.close()`` ends it."""
+    from aiipython._sidecar import Sidecar, SidecarStartFailure
 
-    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=cwd, text=True, bufsize=1,
-        )
-        self._err: collections.deque[str] = collections.deque(maxlen=50)
-        threading.Thread(target=self._drain, daemon=True).start()
-        line = self.proc.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            raise RuntimeError(f"{argv[1]} exited before it was ready:\n" + "\n".join(self._err))
-        self.info = json.loads(line)
+    child = Sidecar(name, argv)
+    try:
+        child.start(timeout)
+    except SidecarStartFailure as exc:
+        raise RuntimeError(f"{exc}\n{exc.stderr_tail}") from exc
+    return child
 
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self._err.append(line.rstrip())
+
+class InProcessPi:
+    """``scripts/bench_pi_inproc.mjs``: pi called in-process in Node, one JSON command per POST."""
+
+    def __init__(self, node: Path, app: Path, agent: Path, upstream: str) -> None:
+        import httpx
+
+        self.child = start_child("bench_pi_inproc", [str(node), str(SCRIPTS / "bench_pi_inproc.mjs"), "--app", str(app),
+                                                     "--agent-dir", str(agent), "--upstream", upstream])
+        self.http = httpx.Client(timeout=None)
 
     def ask(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("helper exited:\n" + "\n".join(self._err))
-        out = json.loads(line)
+        out: dict[str, Any] = self.http.post(self.child.info["url"], json=cmd).json()
         if "error" in out and cmd.get("op") != "heap":
-            raise RuntimeError(f"helper failed on {cmd}: {out['error']}")
+            raise RuntimeError(f"helper failed on {cmd}: {out['error']}\n{self.child.stderr_tail()}")
         return out
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.proc.stdin.close()  # type: ignore[union-attr]
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            self.proc.wait(5)
+        self.http.close()
+        self.child.close()
 
 
 def write_agent_dir(agent: Path, base_url: str) -> None:
@@ -317,14 +309,17 @@ def split_from_logs(gw: Any, client: Any, n: int = 50) -> dict[str, Any]:
     it (the reply's ``duration_ms``)."""
     n = min(n, 50)  # the Sidecar keeps the last 60 stderr lines
     totals, pi = [], []
+    seen = gw.stderr_count
     for _ in range(n):
         t = time.perf_counter_ns()
         reply = client.complete(MODEL, MESSAGES)
         totals.append((time.perf_counter_ns() - t) / 1e6)
         pi.append(reply["duration_ms"])
-    time.sleep(0.3)  # let the Sidecar's reader thread take the last lines
+    # Each call's line is written as its response closes: wait for the n-th, then read those n.
+    if not gw.wait_stderr(seen + n, timeout=30):
+        return {"error": "the gateway's request log lines were not found (log level above info?)"}
     logged = []
-    for line in gw.stderr_tail(60).splitlines():
+    for line in gw.stderr_tail(n).splitlines():
         with contextlib.suppress(ValueError):
             rec = json.loads(line)
             if rec.get("event") == "request" and rec.get("route") == "/lm/complete":
@@ -701,6 +696,323 @@ def python_package(filename: str) -> str:
 # ---- the run ---------------------------------------------------------------------------------
 
 
+class Run:
+    """What the sections share: the options, the children, the gateway under test and its client,
+    the results being written (``results``, ``mem``) and the background CPU per section (``bgr``)."""
+
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        self.args = args
+        self.q = q = args.quick
+        self.rounds, self.n_per, self.warm = (3, 40, 30) if q else (7, 150, 100)
+        self.load_s = 2 if q else 3
+        self.block = 2000 if q else 10000
+        self.tmp = tmp
+        self.agent = tmp / "agent"
+        self.results: dict[str, Any] = {"quick": q, "targets": TARGETS, "background": {}}
+        self.bgr: dict[str, Any] = self.results["background"]
+        self.mem: dict[str, Any] = {}
+        self.children: list[Any] = []
+        self.node: Path
+        self.install: Any
+        self.upstream: Any
+        self.up_url = ""
+        self.gw: Any
+        self.gproc: Any
+        self.client: Any
+        self.helper: InProcessPi
+        self.raw: Any
+        self.predict: Any
+        self.lm_pi: Any
+        self.lm_native: Any
+
+    # wrk against the gateway under test
+    def wrk(self, connections: int, seconds: float, **kw: Any) -> dict[str, Any]:
+        return run_wrk(self.gw.url + "/lm/complete", body=json.dumps({"model": MODEL, "messages": MESSAGES}),
+                       token=self.gw.token, connections=connections, seconds=seconds, tmp=self.tmp, **kw)
+
+    def watch(self) -> dict[str, int]:
+        return {"gateway": self.gw.pid, "upstream": self.upstream.info["pid"],
+                "bench (python, drains gateway stderr)": os.getpid()}
+
+    def rss_mb(self) -> float:
+        return round(self.gproc.memory_info().rss / 2**20, 1)
+
+    def served(self) -> int:
+        return int(self.raw.get(self.up_url.removesuffix("/v1") + "/count").json()["served"])
+
+
+def start_upstream(r: Run) -> None:
+    from aiipython._node import find_node, install_gateway
+    from aiipython._settings import load_settings
+
+    settings = load_settings()
+    runtime = find_node(settings)
+    r.node = runtime.node
+    log(f"node {runtime.version_text} at {r.node}; warm gateway install (npm ci only if the cache is cold)")
+    r.install = install_gateway(settings, runtime, progress=False)
+    r.upstream = start_child("bench_upstream", [str(r.node), str(SCRIPTS / "bench_upstream.mjs"), "--port", "0"])
+    r.children.append(r.upstream)
+    r.up_url = r.upstream.info["url"]
+    write_agent_dir(r.agent, r.up_url)
+    log(f"upstream {r.up_url} (pid {r.upstream.info['pid']})")
+
+
+def section_startup(r: Run) -> None:
+    """4. start-up (first, on a quiet machine): import, spawn -> ready, the gateway's RSS, cold npm ci."""
+    q = r.q
+    log("start-up: import aiipython")
+    r.results["startup"] = measured("startup_import", lambda: bench_import(5 if q else 9), r.bgr)
+    log("start-up: spawn -> ready")
+    r.results["startup"].update(measured("startup_spawn", lambda: bench_spawn(3 if q else 5), r.bgr))
+    log("start-up: the gateway's RSS, module by module")
+    r.results["startup"]["rss_breakdown"] = rss_breakdown(r.node, r.install.server.parents[1], r.agent)
+    if not r.args.skip_npm_ci:
+        log("start-up: first npm ci into an empty cache (once)")
+        r.results["startup"]["npm_ci_cold"] = bench_npm_ci()
+
+
+def start_gateway_under_test(r: Run) -> None:
+    """The gateway under test, its client, the in-process pi helper and the DSPy callers."""
+    import dspy
+    import httpx
+    import psutil
+
+    from aiipython import PiGatewayLM
+    from aiipython._client import PiGatewayClient
+    from aiipython._gateway import start_gateway
+    from aiipython._settings import load_settings
+
+    r.gw = start_gateway(load_settings(), progress=False)
+    r.children.append(r.gw)
+    r.gproc = psutil.Process(r.gw.pid)
+    r.mem["rss_mb_at_ready"] = r.rss_mb()
+    r.client = PiGatewayClient(gateway=r.gw)
+    assert r.client.complete(MODEL, MESSAGES)["message"]["content"][0]["text"].startswith("[[ ## answer")
+    for _ in range(9):
+        r.client.complete(MODEL, MESSAGES)
+    time.sleep(0.3)  # RSS settles after the calls (not a wait for an event)
+    r.mem["rss_mb_idle_after_10_calls"] = r.rss_mb()
+    r.helper = InProcessPi(r.node, r.install.server.parents[1], r.agent, r.up_url)
+    r.children.append(r.helper)
+    r.raw = httpx.Client()
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+    r.predict = dspy.Predict("question -> answer")
+    r.lm_pi = PiGatewayLM("pi/" + MODEL, client=r.client, cache=False)
+    r.lm_native = dspy.LM("openai/fake-model", api_base=r.up_url, api_key="x", cache=False)
+
+
+def section_per_call(r: Run) -> None:
+    """1. per-call overhead: every path from the upstream floor to DSPy, interleaved rounds."""
+    import http.client
+
+    import dspy
+
+    client, gw, helper, raw, predict, up_url = r.client, r.gw, r.helper, r.raw, r.predict, r.up_url
+    lm_pi, lm_native = r.lm_pi, r.lm_native
+    lm_litellm = dspy.LM("openai/fake-model", api_base=up_url, api_key="x", cache=False, engine="litellm")
+    for lm in (lm_pi, lm_native):
+        assert predict(question=QUESTION, lm=lm).answer == "Paris"
+    t = time.perf_counter()
+    assert predict(question=QUESTION, lm=lm_litellm).answer == "Paris"
+    litellm_first_ms = (time.perf_counter() - t) * 1000
+
+    up_body = {"model": "fake-model", "messages": MESSAGES, "stream": True}
+    gw_body = {"model": MODEL, "messages": MESSAGES}
+    auth = {"authorization": f"Bearer {gw.token}"}
+    server_ms: list[float] = []
+
+    def b_call() -> None:
+        server_ms.append(client.complete(MODEL, MESSAGES)["duration_ms"])
+
+    # The same POST with the standard library's http.client (keep-alive, JSON decoded): how much
+    # of the hop is the Python HTTP client itself.
+    host, port = gw.url.removeprefix("http://").rsplit(":", 1)
+    stdlib_conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    stdlib_body = json.dumps(gw_body).encode()
+    stdlib_headers = {**auth, "content-type": "application/json"}
+
+    def stdlib_call() -> None:
+        stdlib_conn.request("POST", "/lm/complete", body=stdlib_body, headers=stdlib_headers)
+        resp = stdlib_conn.getresponse()
+        json.loads(resp.read())
+
+    def node_path(mode: str) -> Callable[[int], list[float]]:
+        return lambda n: helper.ask({"op": "complete", "mode": mode, "n": n})["ms"]
+
+    paths: dict[str, Callable[[int], list[float]]] = {
+        "floor_httpx_upstream": lambda n: timed(
+            lambda: raw.post(up_url + "/chat/completions", json=up_body).read(), n),
+        "floor_node_fetch_upstream": node_path("fetch"),
+        "a_pi_streamSimple": node_path("pi"),
+        "a_inprocess_adapter": node_path("adapter"),
+        "b0_httpx_gateway": lambda n: timed(
+            lambda: raw.post(gw.url + "/lm/complete", json=gw_body, headers=auth).read(), n),
+        "b2_httpclient_gateway": lambda n: timed(stdlib_call, n),
+        "b_client_gateway": lambda n: timed(b_call, n),
+        "c_predict_pigatewaylm": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_pi), n),
+        "d_predict_dspy_native": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_native), n),
+        "e_predict_litellm": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_litellm), n),
+    }
+    rounds, n_per, warm = r.rounds, r.n_per, r.warm
+    log(f"per-call: {len(paths)} paths x {rounds} interleaved rounds x {n_per} calls (+{warm} warm-up)")
+    pc = measured("per_call", lambda: per_call(paths, rounds, n_per, warm), r.bgr)
+    a_rounds, b_rounds = pc["a_inprocess_adapter"]["_rounds"], pc["b_client_gateway"]["_rounds"]
+    hop_per_round = [statistics.median(b) - statistics.median(a) for a, b in zip(a_rounds, b_rounds, strict=True)]
+
+    def round_ratio(num: str, den: str) -> float:
+        """Median over rounds of (median of ``num``) / (median of ``den``): robust to drift between rounds."""
+        return round(statistics.median(statistics.median(x) / statistics.median(y)
+                                       for x, y in zip(pc[num]["_rounds"], pc[den]["_rounds"], strict=True)), 4)
+
+    r.results["per_call"] = {
+        "rounds": rounds, "calls_per_round": n_per, "warmup": warm,
+        "paths": {k: {kk: vv for kk, vv in v.items() if kk != "_rounds"} for k, v in pc.items()},
+        "hop_ms": {
+            "p50": round(pc["b_client_gateway"]["median_of_round_medians"]
+                         - pc["a_inprocess_adapter"]["median_of_round_medians"], 4),
+            "median_of_round_differences": round(statistics.median(hop_per_round), 4),
+        },
+        "ratios_per_round": {
+            "predict_pigatewaylm_over_native": round_ratio("c_predict_pigatewaylm", "d_predict_dspy_native"),
+            "predict_litellm_over_pigatewaylm": round_ratio("e_predict_litellm", "c_predict_pigatewaylm"),
+        },
+        "gateway_reported_pi_call_ms_median": round(statistics.median(server_ms[-len(server_ms) // 2:]), 3),
+        "litellm_first_call_ms": round(litellm_first_ms, 1),
+    }
+
+
+def section_ttft(r: Run) -> None:
+    """2. streaming: time to first token, through the gateway, straight at the upstream, in-process."""
+    log("streaming: time to first token")
+    client, raw, up_url, q = r.client, r.raw, r.up_url, r.q
+
+    def gw_ttft(n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            t = time.perf_counter_ns()
+            first = None
+            for ev in client.stream(STREAM_MODEL, MESSAGES):
+                if first is None and ev.type == "text_delta":
+                    first = (time.perf_counter_ns() - t) / 1e6
+            out.append(first)
+        return out
+
+    s_body = {"model": "fake-stream", "messages": MESSAGES, "stream": True}
+
+    def direct_ttft(n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            t = time.perf_counter_ns()
+            first = None
+            with raw.stream("POST", up_url + "/chat/completions", json=s_body) as resp:
+                for chunk in resp.iter_raw():
+                    if first is None and b'"content"' in chunk:
+                        first = (time.perf_counter_ns() - t) / 1e6
+            out.append(first)
+        return out
+
+    ttft_paths = {
+        "direct_httpx_upstream": direct_ttft,
+        "gateway_stream": gw_ttft,
+        "inprocess_pi": lambda n: r.helper.ask({"op": "ttft", "n": n, "model": STREAM_MODEL})["ttft_ms"],
+    }
+    tt = measured("ttft", lambda: per_call(ttft_paths, 3 if q else 5, 20 if q else 60, 10 if q else 20), r.bgr)
+    r.results["ttft"] = {
+        "upstream_gap_ms": 5,
+        "paths": {k: {kk: vv for kk, vv in v.items() if kk != "_rounds"} for k, v in tt.items()},
+        "overhead_ms": round(tt["gateway_stream"]["median_of_round_medians"]
+                             - tt["direct_httpx_upstream"]["median_of_round_medians"], 4),
+    }
+
+
+def section_throughput(r: Run) -> None:
+    """5a. memory idle, then 3. throughput by concurrency, and wrk against the upstream alone."""
+    mem = r.mem
+    mem["rss_mb_idle_after_sequential"] = r.rss_mb()  # the inspector is opened only after these runs
+    mem["sequential_requests_before"] = r.served()
+    watch = r.watch()
+    # A fresh gateway gets faster over its first seconds under load (JIT, V8 growing its young
+    # generation): measured here ~2,300 req/s in the first 3 s at c=32, ~3,500+ after 6-9 s.
+    # One sustained warm-up first, recorded, so the levels below are steady-state figures.
+    warm_s = 3 if r.q else 8
+    log(f"throughput: warm-up, c=32 for {warm_s}s")
+    warmup = r.wrk(32, warm_s, watch=watch, rss_of="gateway")
+    # Passes over all levels (each level: 1 s warm-up + a timed run), with wrk straight at the
+    # upstream at the end of each pass as a machine-speed reference: this VM's speed drifts by
+    # tens of % over a minute, so each level reports the median of its passes and the range.
+    passes = 1 if r.q else 3
+    runs: dict[int, list[dict[str, Any]]] = {c: [] for c in CONCURRENCY}
+    refs = []
+    up_body = json.dumps({"model": "fake-model", "messages": MESSAGES, "stream": True})
+    for i in range(passes):
+        for c in CONCURRENCY:
+            log(f"throughput: pass {i + 1}/{passes}, c={c} for {r.load_s}s (after 1s warm-up)")
+
+            def level(c: int = c) -> dict[str, Any]:
+                r.wrk(c, 1, watch=watch)
+                return r.wrk(c, r.load_s, watch=watch, rss_of="gateway")
+
+            runs[c].append(measured(f"throughput_c{c}_pass{i + 1}", level, r.bgr))
+        log(f"throughput: pass {i + 1}/{passes}, wrk straight at the upstream, c=32 (load-generator ceiling)")
+        refs.append(run_wrk(r.up_url + "/chat/completions", body=up_body, token=None, connections=32,
+                            seconds=2, tmp=r.tmp, watch={"upstream": r.upstream.info["pid"]}))
+    tp = [level_summary(c, runs[c]) for c in CONCURRENCY]
+    direct = dict(refs[0], rps=round(statistics.median(x["rps"] for x in refs), 1),
+                  p99_ms=statistics.median(x["p99_ms"] for x in refs), rps_passes=[x["rps"] for x in refs])
+    r.results["throughput"] = {"gateway": tp, "upstream_direct_c32": direct, "warmup_c32": warmup}
+    mem["peak_rss_mb_under_load"] = max(x["peak_rss_mb"] for x in tp)
+    mem["rss_mb_after_throughput"] = r.rss_mb()
+
+
+def heap_now(r: Run) -> dict[str, Any]:
+    """The gateway's heap after a forced GC (through the inspector), with its RSS."""
+    h = r.helper.ask({"op": "heap", "pid": r.gw.pid})
+    out: dict[str, Any] = h.get("heap") or {"error": h.get("error")}
+    out["rss_mb_psutil"] = r.rss_mb()
+    return out
+
+
+def section_memory_blocks(r: Run) -> None:
+    """5b. memory: a forced GC, then two blocks of requests at concurrency 32, a forced GC after each."""
+    r.mem["heap_before_blocks"] = heap_now(r)
+    watch = r.watch()
+    blocks = []
+    for i in range(2):
+        log(f"memory: block {i + 1} of {r.block} requests at c=32")
+        goal = r.served() + r.block
+        res = r.wrk(32, 90, watch=watch, rss_of="gateway", stop_when=lambda goal=goal: r.served() >= goal)
+        time.sleep(0.5)  # RSS settles after the block (not a wait for an event)
+        rss_after = r.rss_mb()
+        blocks.append({"requests": res["requests"], "rps": res["rps"], "p99_ms": res["p99_ms"],
+                       "peak_rss_mb": res["peak_rss_mb"], "rss_mb_after": rss_after,
+                       "heap": heap_now(r), "machine_cpu_percent": res["machine_cpu_percent"]})
+    r.mem["blocks"] = blocks
+
+
+def section_gc_alloc(r: Run) -> None:
+    """GC pauses in steady state at c=32 (after a warm-up that lets the heap regrow from the
+    forced GCs), then allocations per request, both through the inspector."""
+    watch = r.watch()
+    log("profile: GC pauses at c=32 (PerformanceObserver through the inspector)")
+    r.wrk(32, 3, watch=watch)
+    r.helper.ask({"op": "gc_start", "pid": r.gw.pid})
+    g0 = r.served()
+    res = r.wrk(32, r.load_s + 1, watch=watch)
+    gc_pauses = r.helper.ask({"op": "gc_stop", "pid": r.gw.pid}).get("gc", {})
+    r.results["gc_c32"] = {"requests": r.served() - g0, "seconds": res["seconds"], "rps": res["rps"],
+                           "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"], "max_ms": res["max_ms"],
+                           "pauses": gc_pauses}
+
+    log("profile: allocations per request (inspector sampling) under wrk c=32")
+    r.helper.ask({"op": "alloc_start", "pid": r.gw.pid})
+    a0 = r.served()
+    r.wrk(32, 2 if r.q else 3, watch=watch)
+    alloc = r.helper.ask({"op": "alloc_stop"})
+    alloc["requests"] = r.served() - a0
+    alloc["bytes_per_request"] = round(alloc["total_bytes"] / max(1, alloc["requests"]))
+    r.results["alloc"] = alloc
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer samples and shorter load runs (a smoke run)")
@@ -710,10 +1022,6 @@ def main() -> int:
                     help="seconds to wait at most for other processes to leave the CPU (default 20)")
     ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.json"))
     args = ap.parse_args()
-    q = args.quick
-    rounds, n_per, warm = (3, 40, 30) if q else (7, 150, 100)
-    load_s = 2 if q else 3
-    block = 2000 if q else 10000
 
     started = time.perf_counter()
     global RETRY_UNTIL
@@ -723,287 +1031,29 @@ def main() -> int:
     os.environ["DSPY_CACHEDIR"] = str(tmp / "dspy-cache")
     os.environ["AIIPYTHON_LOCAL_MODEL"] = "off"  # the embedded model is not what is measured
     os.environ.pop("AIIPYTHON_GATEWAY_URL", None)
-    agent = tmp / "agent"
-    os.environ["PI_CODING_AGENT_DIR"] = str(agent)
-    results: dict[str, Any] = {"quick": q, "targets": TARGETS, "background": {}}
-    bgr = results["background"]
-    children: list[Any] = []
+    os.environ["PI_CODING_AGENT_DIR"] = str(tmp / "agent")
+    r = Run(args, tmp)
     try:
-        from aiipython._node import find_node, install_gateway
-        from aiipython._settings import load_settings
-
-        settings = load_settings()
-        runtime = find_node(settings)
-        node = runtime.node
-        log(f"node {runtime.version_text} at {node}; warm gateway install (npm ci only if the cache is cold)")
-        install = install_gateway(settings, runtime, progress=False)
-
-        upstream = JsonLineChild([str(node), str(SCRIPTS / "bench_upstream.mjs"), "--port", "0"])
-        children.append(upstream)
-        up_url = upstream.info["url"]
-        write_agent_dir(agent, up_url)
-        log(f"upstream {up_url} (pid {upstream.info['pid']})")
-
-        results["quiet_check"] = wait_quiet(args.wait_quiet)
-
-        # 4. start-up first
-        log("start-up: import aiipython")
-        results["startup"] = measured("startup_import", lambda: bench_import(5 if q else 9), bgr)
-        log("start-up: spawn -> ready")
-        results["startup"].update(measured("startup_spawn", lambda: bench_spawn(3 if q else 5), bgr))
-        log("start-up: the gateway's RSS, module by module")
-        results["startup"]["rss_breakdown"] = rss_breakdown(node, install.server.parents[1], agent)
-        if not args.skip_npm_ci:
-            log("start-up: first npm ci into an empty cache (once)")
-            results["startup"]["npm_ci_cold"] = bench_npm_ci()
-
-        # the gateway under test
-        import psutil
-
-        from aiipython._client import PiGatewayClient
-        from aiipython._gateway import start_gateway
-
-        gw = start_gateway(load_settings(), progress=False)
-        children.append(gw)
-        gproc = psutil.Process(gw.pid)
-        mem: dict[str, Any] = {"rss_mb_at_ready": round(gproc.memory_info().rss / 2**20, 1)}
-        client = PiGatewayClient(gateway=gw)
-        assert client.complete(MODEL, MESSAGES)["message"]["content"][0]["text"].startswith("[[ ## answer")
-        for _ in range(9):
-            client.complete(MODEL, MESSAGES)
-        time.sleep(0.3)
-        mem["rss_mb_idle_after_10_calls"] = round(gproc.memory_info().rss / 2**20, 1)
-
-        helper = JsonLineChild([str(node), str(SCRIPTS / "bench_pi_inproc.mjs"),
-                                "--app", str(install.server.parents[1]),
-                                "--agent-dir", str(agent), "--upstream", up_url])
-        children.append(helper)
-
-        # 1. per-call overhead
-        import dspy
-        import httpx
-
-        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
-        predict = dspy.Predict("question -> answer")
-        from aiipython import PiGatewayLM
-
-        lm_pi = PiGatewayLM("pi/" + MODEL, client=client, cache=False)
-        lm_native = dspy.LM("openai/fake-model", api_base=up_url, api_key="x", cache=False)
-        lm_litellm = dspy.LM("openai/fake-model", api_base=up_url, api_key="x", cache=False, engine="litellm")
-        for lm in (lm_pi, lm_native):
-            assert predict(question=QUESTION, lm=lm).answer == "Paris"
-        t = time.perf_counter()
-        assert predict(question=QUESTION, lm=lm_litellm).answer == "Paris"
-        litellm_first_ms = (time.perf_counter() - t) * 1000
-
-        raw = httpx.Client()
-        up_body = {"model": "fake-model", "messages": MESSAGES, "stream": True}
-        gw_body = {"model": MODEL, "messages": MESSAGES}
-        auth = {"authorization": f"Bearer {gw.token}"}
-        server_ms: list[float] = []
-
-        def b_call() -> None:
-            server_ms.append(client.complete(MODEL, MESSAGES)["duration_ms"])
-
-        # The same POST with the standard library's http.client (keep-alive, JSON decoded): how much
-        # of the hop is the Python HTTP client itself.
-        import http.client
-
-        host, port = gw.url.removeprefix("http://").rsplit(":", 1)
-        stdlib_conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        stdlib_body = json.dumps(gw_body).encode()
-        stdlib_headers = {**auth, "content-type": "application/json"}
-
-        def stdlib_call() -> None:
-            stdlib_conn.request("POST", "/lm/complete", body=stdlib_body, headers=stdlib_headers)
-            resp = stdlib_conn.getresponse()
-            json.loads(resp.read())
-
-        def node_path(mode: str) -> Callable[[int], list[float]]:
-            return lambda n: helper.ask({"op": "complete", "mode": mode, "n": n})["ms"]
-
-        paths: dict[str, Callable[[int], list[float]]] = {
-            "floor_httpx_upstream": lambda n: timed(
-                lambda: raw.post(up_url + "/chat/completions", json=up_body).read(), n),
-            "floor_node_fetch_upstream": node_path("fetch"),
-            "a_pi_streamSimple": node_path("pi"),
-            "a_inprocess_adapter": node_path("adapter"),
-            "b0_httpx_gateway": lambda n: timed(
-                lambda: raw.post(gw.url + "/lm/complete", json=gw_body, headers=auth).read(), n),
-            "b2_httpclient_gateway": lambda n: timed(stdlib_call, n),
-            "b_client_gateway": lambda n: timed(b_call, n),
-            "c_predict_pigatewaylm": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_pi), n),
-            "d_predict_dspy_native": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_native), n),
-            "e_predict_litellm": lambda n: timed(lambda: predict(question=QUESTION, lm=lm_litellm), n),
-        }
-        log(f"per-call: {len(paths)} paths x {rounds} interleaved rounds x {n_per} calls (+{warm} warm-up)")
-        pc = measured("per_call", lambda: per_call(paths, rounds, n_per, warm), bgr)
-        a_rounds, b_rounds = pc["a_inprocess_adapter"]["_rounds"], pc["b_client_gateway"]["_rounds"]
-        hop_per_round = [statistics.median(b) - statistics.median(a) for a, b in zip(a_rounds, b_rounds, strict=True)]
-
-        def round_ratio(num: str, den: str) -> float:
-            """Median over rounds of (median of ``num``) / (median of ``den``): robust to drift between rounds."""
-            return round(statistics.median(statistics.median(x) / statistics.median(y)
-                                           for x, y in zip(pc[num]["_rounds"], pc[den]["_rounds"], strict=True)), 4)
-
-        results["per_call"] = {
-            "rounds": rounds, "calls_per_round": n_per, "warmup": warm,
-            "paths": {k: {kk: vv for kk, vv in v.items() if kk != "_rounds"} for k, v in pc.items()},
-            "hop_ms": {
-                "p50": round(pc["b_client_gateway"]["median_of_round_medians"]
-                             - pc["a_inprocess_adapter"]["median_of_round_medians"], 4),
-                "median_of_round_differences": round(statistics.median(hop_per_round), 4),
-            },
-            "ratios_per_round": {
-                "predict_pigatewaylm_over_native": round_ratio("c_predict_pigatewaylm", "d_predict_dspy_native"),
-                "predict_litellm_over_pigatewaylm": round_ratio("e_predict_litellm", "c_predict_pigatewaylm"),
-            },
-            "gateway_reported_pi_call_ms_median": round(statistics.median(server_ms[-len(server_ms) // 2:]), 3),
-            "litellm_first_call_ms": round(litellm_first_ms, 1),
-        }
-
-        # 2. streaming: time to first token
-        log("streaming: time to first token")
-
-        def gw_ttft(n: int) -> list[float]:
-            out = []
-            for _ in range(n):
-                t = time.perf_counter_ns()
-                first = None
-                for ev in client.stream(STREAM_MODEL, MESSAGES):
-                    if first is None and ev.type == "text_delta":
-                        first = (time.perf_counter_ns() - t) / 1e6
-                out.append(first)
-            return out
-
-        s_body = {"model": "fake-stream", "messages": MESSAGES, "stream": True}
-
-        def direct_ttft(n: int) -> list[float]:
-            out = []
-            for _ in range(n):
-                t = time.perf_counter_ns()
-                first = None
-                with raw.stream("POST", up_url + "/chat/completions", json=s_body) as r:
-                    for chunk in r.iter_raw():
-                        if first is None and b'"content"' in chunk:
-                            first = (time.perf_counter_ns() - t) / 1e6
-                out.append(first)
-            return out
-
-        ttft_paths = {
-            "direct_httpx_upstream": direct_ttft,
-            "gateway_stream": gw_ttft,
-            "inprocess_pi": lambda n: helper.ask({"op": "ttft", "n": n, "model": STREAM_MODEL})["ttft_ms"],
-        }
-        tt = measured("ttft", lambda: per_call(ttft_paths, 3 if q else 5, 20 if q else 60, 10 if q else 20), bgr)
-        results["ttft"] = {
-            "upstream_gap_ms": 5,
-            "paths": {k: {kk: vv for kk, vv in v.items() if kk != "_rounds"} for k, v in tt.items()},
-            "overhead_ms": round(tt["gateway_stream"]["median_of_round_medians"]
-                                 - tt["direct_httpx_upstream"]["median_of_round_medians"], 4),
-        }
-
-        # 5a. memory, idle (the inspector is opened only after the throughput runs)
-        mem["rss_mb_idle_after_sequential"] = round(gproc.memory_info().rss / 2**20, 1)
-        mem["sequential_requests_before"] = int(raw.get(up_url.removesuffix("/v1") + "/count").json()["served"])
-        body_json = json.dumps(gw_body)
-        watch = {"gateway": gw.pid, "upstream": upstream.info["pid"],
-                 "bench (python, drains gateway stderr)": os.getpid()}
-
-        # 3. throughput by concurrency, and the load generator against the upstream alone
-        # A fresh gateway gets faster over its first seconds under load (JIT, V8 growing its young
-        # generation): measured here ~2,300 req/s in the first 3 s at c=32, ~3,500+ after 6-9 s.
-        # One sustained warm-up first, recorded, so the levels below are steady-state figures.
-        warm_s = 3 if q else 8
-        log(f"throughput: warm-up, c=32 for {warm_s}s")
-        warmup = run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=warm_s,
-                         tmp=tmp, watch=watch, rss_of="gateway")
-        # Passes over all levels (each level: 1 s warm-up + a timed run), with wrk straight at the
-        # upstream at the end of each pass as a machine-speed reference: this VM's speed drifts by
-        # tens of % over a minute, so each level reports the median of its passes and the range.
-        passes = 1 if q else 3
-        runs: dict[int, list[dict[str, Any]]] = {c: [] for c in CONCURRENCY}
-        refs = []
-        for i in range(passes):
-            for c in CONCURRENCY:
-                log(f"throughput: pass {i + 1}/{passes}, c={c} for {load_s}s (after 1s warm-up)")
-
-                def level(c: int = c) -> dict[str, Any]:
-                    run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=c, seconds=1, tmp=tmp,
-                            watch=watch)
-                    return run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=c,
-                                   seconds=load_s, tmp=tmp, watch=watch, rss_of="gateway")
-
-                runs[c].append(measured(f"throughput_c{c}_pass{i + 1}", level, bgr))
-            log(f"throughput: pass {i + 1}/{passes}, wrk straight at the upstream, c=32 (load-generator ceiling)")
-            refs.append(run_wrk(up_url + "/chat/completions", body=json.dumps(up_body), token=None, connections=32,
-                                seconds=2, tmp=tmp, watch={"upstream": upstream.info["pid"]}))
-        tp = [level_summary(c, runs[c]) for c in CONCURRENCY]
-        direct = dict(refs[0], rps=round(statistics.median(r["rps"] for r in refs), 1),
-                      p99_ms=statistics.median(r["p99_ms"] for r in refs), rps_passes=[r["rps"] for r in refs])
-        results["throughput"] = {"gateway": tp, "upstream_direct_c32": direct, "warmup_c32": warmup}
-        mem["peak_rss_mb_under_load"] = max(r["peak_rss_mb"] for r in tp)
-        mem["rss_mb_after_throughput"] = round(gproc.memory_info().rss / 2**20, 1)
-
-        # 5b. memory: a forced GC, then two blocks of requests at concurrency 32, a forced GC after each
-        def heap_now() -> dict[str, Any]:
-            h = helper.ask({"op": "heap", "pid": gw.pid})
-            out = h.get("heap") or {"error": h.get("error")}
-            out["rss_mb_psutil"] = round(gproc.memory_info().rss / 2**20, 1)
-            return out
-
-        mem["heap_before_blocks"] = heap_now()
-        count_url = up_url.removesuffix("/v1") + "/count"
-
-        def served() -> int:
-            return int(raw.get(count_url).json()["served"])
-
-        blocks = []
-        for i in range(2):
-            log(f"memory: block {i + 1} of {block} requests at c=32")
-            goal = served() + block
-            r = run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=90,
-                        tmp=tmp, watch=watch, rss_of="gateway", stop_when=lambda goal=goal: served() >= goal)
-            time.sleep(0.5)
-            rss_after = round(gproc.memory_info().rss / 2**20, 1)
-            blocks.append({"requests": r["requests"], "rps": r["rps"], "p99_ms": r["p99_ms"],
-                           "peak_rss_mb": r["peak_rss_mb"], "rss_mb_after": rss_after,
-                           "heap": heap_now(), "machine_cpu_percent": r["machine_cpu_percent"]})
-        mem["blocks"] = blocks
-
-        # GC pauses in steady state at c=32 (after a warm-up that lets the heap regrow from the forced GCs)
-        log("profile: GC pauses at c=32 (PerformanceObserver through the inspector)")
-        run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=3,
-                tmp=tmp, watch=watch)
-        helper.ask({"op": "gc_start", "pid": gw.pid})
-        g0 = served()
-        r = run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=load_s + 1,
-                    tmp=tmp, watch=watch)
-        gc = helper.ask({"op": "gc_stop", "pid": gw.pid}).get("gc", {})
-        results["gc_c32"] = {"requests": served() - g0, "seconds": r["seconds"], "rps": r["rps"], "p50_ms": r["p50_ms"],
-                             "p99_ms": r["p99_ms"], "max_ms": r["max_ms"], "pauses": gc}
-
-        log("profile: allocations per request (inspector sampling) under wrk c=32")
-        helper.ask({"op": "alloc_start", "pid": gw.pid})
-        a0 = served()
-        run_wrk(gw.url + "/lm/complete", body=body_json, token=gw.token, connections=32, seconds=2 if q else 3,
-                tmp=tmp, watch=watch)
-        alloc = helper.ask({"op": "alloc_stop"})
-        alloc["requests"] = served() - a0
-        alloc["bytes_per_request"] = round(alloc["total_bytes"] / max(1, alloc["requests"]))
-        results["alloc"] = alloc
-        results["memory"] = mem
-
-        # 7. profiles (where the time goes)
-        if not args.no_profile:
-            results["profile"] = run_profiles(gw, client, lm_pi, lm_native, predict, tmp, up_url, upstream, q)
-        info = machine_info(node, dict(gw.info), install.root)
-        results["machine"] = info
+        start_upstream(r)
+        r.results["quiet_check"] = wait_quiet(args.wait_quiet)
+        section_startup(r)  # 4. start-up first
+        start_gateway_under_test(r)
+        section_per_call(r)  # 1.
+        section_ttft(r)  # 2.
+        section_throughput(r)  # 5a. and 3.
+        section_memory_blocks(r)  # 5b.
+        section_gc_alloc(r)
+        r.results["memory"] = r.mem
+        if not args.no_profile:  # 7. profiles (where the time goes)
+            r.results["profile"] = run_profiles(r.gw, r.client, r.lm_pi, r.lm_native, r.predict, tmp, r.up_url,
+                                                r.upstream, r.q)
+        r.results["machine"] = machine_info(r.node, dict(r.gw.info), r.install.root)
     finally:
-        for child in reversed(children):
+        for child in reversed(r.children):
             with contextlib.suppress(Exception):
                 child.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    results = r.results
     results["runtime_s"] = round(time.perf_counter() - started, 1)
     out = Path(args.out)
     out.write_text(json.dumps(results, indent=1) + "\n")

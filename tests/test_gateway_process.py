@@ -271,3 +271,19 @@ def test_user_providers_env_reaches_a_spawned_gateway_with_the_embedded_model(
                            match='defines provider "local".*AIIPYTHON_LOCAL_MODEL=off') as info:
             start_gateway(clash)
         assert key not in str(info.value)
+
+
+def test_sidecar_waits_for_stderr_lines_without_sleeping() -> None:
+    from aiipython._sidecar import Sidecar
+
+    child = ("import sys\nprint('{\"ready\": true}', flush=True)\n"
+             "for i in range(3):\n    print('line', i, file=sys.stderr, flush=True)\nsys.stdin.read()\n")
+    sidecar = Sidecar("stderr-child", [sys.executable, "-c", child])
+    sidecar.start(timeout=30)
+    try:
+        assert sidecar.wait_stderr(3, timeout=30)
+        assert sidecar.stderr_count == 3 and sidecar.stderr_tail(3).splitlines() == ["line 0", "line 1", "line 2"]
+        assert not sidecar.wait_stderr(4, timeout=0.05)  # no fourth line ever comes
+    finally:
+        sidecar.close()
+    assert sidecar.wait(5) == 0

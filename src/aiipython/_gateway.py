@@ -137,6 +137,16 @@ class Gateway:
         """The last lines the gateway logged (JSON lines, redacted)."""
         return self._process.stderr_tail(lines) if self._process is not None else ""
 
+    @property
+    def stderr_count(self) -> int:
+        """How many lines our Node process has logged so far (0 for an external gateway)."""
+        return self._process.stderr_count if self._process is not None else 0
+
+    def wait_stderr(self, count: int, timeout: float) -> bool:
+        """Wait until our Node process has logged ``count`` lines in all (:attr:`stderr_count`),
+        at most ``timeout`` seconds; True if it has (False for an external gateway)."""
+        return self._process.wait_stderr(count, timeout) if self._process is not None else False
+
     def close(self) -> None:
         """Stop the Node process (closing its stdin; it exits within 1 s). Idempotent.
 

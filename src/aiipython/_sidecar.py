@@ -61,6 +61,9 @@ class Sidecar:
         self._redact = redact
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
+        #: Lines read from stderr so far, and its condition (notified per line; stderr_lines_after).
+        self._stderr_count = 0
+        self._stderr_seen = threading.Condition()
         self._ready: queue.Queue[str | None] = queue.Queue(maxsize=1)
         #: Set when the child's stdout reaches EOF: it exited (its pipe closes with it).
         self._stdout_closed = threading.Event()
@@ -201,6 +204,17 @@ class Sidecar:
         tail = list(self._stderr)[-lines:]
         return self._redact("\n".join(tail))
 
+    @property
+    def stderr_count(self) -> int:
+        """How many lines the child has written to stderr so far (the tail keeps the last 60)."""
+        return self._stderr_count
+
+    def wait_stderr(self, count: int, timeout: float) -> bool:
+        """Block until the child has written at least ``count`` stderr lines in all (see
+        :attr:`stderr_count`), or ``timeout`` seconds passed. True if it has."""
+        with self._stderr_seen:
+            return self._stderr_seen.wait_for(lambda: self._stderr_count >= count, timeout)
+
     # -- internals -----------------------------------------------------------------------------
 
     def _wait_exit(self, timeout: float) -> int | None:
@@ -229,6 +243,9 @@ class Sidecar:
         with self._proc.stderr as stream:
             for raw in stream:
                 line = raw.decode("utf-8", "replace").rstrip()
-                self._stderr.append(line)
+                with self._stderr_seen:
+                    self._stderr.append(line)
+                    self._stderr_count += 1
+                    self._stderr_seen.notify_all()
                 if self._on_stderr is not None:
                     self._on_stderr(self._redact(line))
