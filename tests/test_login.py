@@ -62,6 +62,7 @@ ANTHROPIC_PORT = 53692  # pi 1.6's fixed Anthropic callback port (pi-ai dist/aut
 ANTHROPIC_CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"  # pi 1.6's (fake_oauth.mjs CLIENT_IDS)
 
 OUTPUTS: list[str] = []  # every output of these tests, grepped for secrets by the last test
+SECRETS: list[str] = []  # keys made by single tests, grepped for too
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -569,6 +570,24 @@ def test_api_key_through_python_and_logout(oauth_gw) -> None:  # type: ignore[no
     assert "aiipython auth login groq" in info.value.message
 
 
+def test_api_key_login_flow_answers_pis_secret_prompt(oauth_gw) -> None:  # type: ignore[no-untyped-def]
+    """Without api_key, an API-key provider runs pi's own API key login: its ``secret`` prompt
+    reaches on_prompt and the answer (POST .../input) is stored, then redacted everywhere."""
+    key = f"mistral-login-py-{secrets.token_hex(16)}"
+    SECRETS.append(key)
+    asked: list[AuthPrompt] = []
+
+    def on_prompt(prompt: AuthPrompt) -> str:
+        asked.append(prompt)
+        return key
+
+    result = aiipython.login("mistral", client=oauth_gw.client, on_prompt=on_prompt)
+    assert (result.method, result.source) == ("api_key", "api_key")
+    assert [p.type for p in asked] == ["secret"]
+    OUTPUTS.append(repr(asked))
+    assert _auth_json(oauth_gw.home)[1]["mistral"] == {"type": "api_key", "key": key}
+
+
 def test_login_errors_map_from_the_gateways_types() -> None:
     from aiipython._errors import error_from_envelope, is_retryable
 
@@ -610,5 +629,5 @@ def test_no_output_holds_a_key_code_or_token(fake_oauth, oauth_gw) -> None:  # t
     oauth_gw.close()
     assert len(issued) >= 4 and len(OUTPUTS) > 20
     everything = "\n".join(OUTPUTS)
-    for secret in [*issued, KEY, OTHER_KEY, oauth_gw.token, oauth_gw.admin_token]:
+    for secret in [*issued, *SECRETS, KEY, OTHER_KEY, oauth_gw.token, oauth_gw.admin_token]:
         assert secret not in everything, f"a secret leaked: {secret[:10]}..."
