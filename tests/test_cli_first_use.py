@@ -292,3 +292,63 @@ def test_gateway_start_twice_keeps_the_first_and_shows_its_log(home: dict[str, s
                for r in requests if text.startswith("{"))
     assert state["token"] not in logged
     assert (GATEWAY_CACHE / "gateway" / "gateway.log").stat().st_mode & 0o777 == 0o600
+
+
+# ------------------------------------------------------------------------------------- 6. messages
+
+
+def test_a_short_token_does_not_rewrite_words(home: dict[str, str]) -> None:
+    env = dict(home)
+    first = subprocess.Popen([sys.executable, "-m", "aiipython", "gateway", "start"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert first.stdout is not None
+        line = first.stdout.readline()
+        url = line.split(" running at ")[1].split(" ")[0]
+        out = run(dict(env, AIIPYTHON_GATEWAY_URL=url, AIIPYTHON_GATEWAY_TOKEN="a"), "models")
+        assert out.returncode == 1
+        (message,) = error_lines(out)
+        assert "[redacted]" not in message and "gateway token" in message
+    finally:
+        run(env, "gateway", "stop")
+        first.wait(timeout=30)
+        first.communicate()
+
+
+def test_an_unreachable_external_gateway_says_so(home: dict[str, str]) -> None:
+    out = run(dict(home, AIIPYTHON_GATEWAY_URL="http://127.0.0.1:9", AIIPYTHON_GATEWAY_TOKEN="t" * 32), "models")
+    assert out.returncode == 1
+    (message,) = error_lines(out)
+    assert message.startswith("Error: the gateway at http://127.0.0.1:9 could not be reached")
+    assert "pid None" not in message and "starts a new one" not in message
+    assert "`aiipython gateway status`" in message and "AIIPYTHON_GATEWAY_URL" in message
+
+
+def test_the_local_model_off_or_misplaced_says_why(home: dict[str, str]) -> None:
+    off = dict(home, AIIPYTHON_LOCAL_MODEL="off")
+    out = run(off, "--model", "local/smollm2-135m", "ask", "hi")
+    assert out.returncode == 1
+    assert error_lines(out) == ["Error: cannot use local/smollm2-135m: the embedded local model is off "
+                                "(AIIPYTHON_LOCAL_MODEL=off; unset it to offer the model)."]
+    out = run(off, "ask", "hi")
+    assert out.returncode == 2 and "the embedded local model is off (AIIPYTHON_LOCAL_MODEL=off" in out.stderr
+    bad = dict(home, AIIPYTHON_LOCAL_MODEL="auto", AIIPYTHON_LOCAL_MODEL_PATH=str(Path(home["HOME"]) / "no.gguf"))
+    out = run(bad, "--model", "local/smollm2-135m", "ask", "hi")
+    assert out.returncode == 1
+    (message,) = error_lines(out)
+    assert f"AIIPYTHON_LOCAL_MODEL_PATH='{bad['AIIPYTHON_LOCAL_MODEL_PATH']}' is not a file" in message
+    assert "not installed" not in message
+
+
+def test_the_first_npm_ci_says_so_off_a_terminal(home: dict[str, str], tmp_path: Path) -> None:
+    """A fresh cache directory: `npm ci` runs (from npm's own cache) with stderr a pipe."""
+    env = dict(home, AIIPYTHON_CACHE_DIR=str(tmp_path / "cache"),
+               npm_config_cache=os.environ.get("npm_config_cache") or str(Path.home() / ".npm"))
+    out = run(env, "gateway", "install", timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert lines[0] == "aiipython: Installing the Pi gateway's npm packages (npm ci) ..."
+    assert lines[1].startswith("aiipython: Installing the Pi gateway's npm packages (npm ci): done in ")
+    assert lines[1].endswith(" s")
+    again = run(env, "gateway", "install")
+    assert again.returncode == 0 and "npm ci" not in again.stderr  # installed: nothing to say

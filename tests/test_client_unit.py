@@ -227,3 +227,13 @@ def test_local_model_registration_that_cannot_connect_raises_the_typed_error(
     with pytest.raises(aiipython.GatewayExitedError) as caught:
         gateway.ensure_model("local/smollm2-135m")
     assert TOKEN not in str(caught.value) and gateway.local_model is None
+
+
+def test_scrub_only_whole_secrets_long_enough_to_be_secrets() -> None:
+    from aiipython._errors import scrub
+
+    assert scrub("wrong gateway token", ("a",)) == "wrong gateway token"
+    assert scrub("token abc", ("abc",)) == "token abc"
+    long = "s3cr3t-token-0123456789"
+    assert scrub(f"got {long}, and '{long}'", (long,)) == "got [redacted], and '[redacted]'"
+    assert scrub(f"x{long}y and {long}-more", (long,)) == f"x{long}y and {long}-more"  # not whole: not this token

@@ -362,3 +362,15 @@ def test_streaming_lm_refuses_other_engines_and_pi_names():
         StreamingLM("pi/openai/gpt-4o")
     state = StreamingLM("openai/gpt-4o").dump_state()
     assert type(StreamingLM.load_state(state, allow_custom_lm_class=True)) is StreamingLM
+
+
+def test_api_key_says_pi_owns_the_credentials(fake_dir):
+    for backend in ("pi", "auto", None):
+        with pytest.raises(ConfigurationError) as info:
+            make_lm("openai/gpt-4o", backend=backend, api_key="sk-test-not-a-key")
+        assert info.value.message.startswith("api_key= cannot be used with the Pi backend: pi owns the credentials")
+        assert "`aiipython auth login openai`" in info.value.message and "OPENAI_API_KEY" in info.value.message
+        assert "sk-test-not-a-key" not in info.value.message
+    with pytest.raises(ConfigurationError, match="pi owns the credentials"):
+        PiGatewayLM("fake/fake-model", api_base="http://127.0.0.1:1")
+    assert type(make_lm("openai/gpt-4o", backend="litellm", api_key="sk-test-not-a-key")) is StreamingLM

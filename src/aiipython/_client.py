@@ -259,15 +259,20 @@ class PiGatewayClient:
                 "(options.timeout_ms or AIIPYTHON_REQUEST_TIMEOUT) or check the provider"
             ) from exc
         except httpx.TransportError as exc:
-            where = f"the gateway at {gateway.url} (pid {gateway.pid})" if gateway else "the gateway"
+            external = gateway is not None and gateway.external
+            pid = f" (pid {gateway.pid})" if gateway is not None and gateway.pid is not None else ""
+            where = f"the gateway at {gateway.url}{pid}" if gateway else "the gateway"
             undelivered = not_delivered(exc)
             dead = gateway is not None and not gateway.alive()
             detail = "exited" if dead else f"could not be reached ({type(exc).__name__})"
             tail = gateway.stderr_tail(10) if dead and gateway is not None else ""
             sent = ("it never reached the gateway" if undelivered
                     else "it may have reached the provider, so it was not sent again")
+            # aiipython restarts only a gateway it spawned; an external one (AIIPYTHON_GATEWAY_URL) is the user's
+            after = ("check that it is running (`aiipython gateway status`), or unset AIIPYTHON_GATEWAY_URL to let "
+                     "aiipython start its own" if external else "the next call starts a new one")
             error = GatewayExitedError(
-                f"{where} {detail} during the call ({sent}); the next call starts a new one."
+                f"{where} {detail} during the call ({sent}); {after}."
                 + (f"\n--- gateway stderr ---\n{tail}" if tail else "")
             )
             if resend and undelivered:

@@ -320,10 +320,19 @@ _STATUS_OF: dict[str, int] = {
 }
 
 
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+#: Shorter strings are not secrets (the gateway refuses client tokens under 16 characters), and
+#: scrubbing them would rewrite ordinary words (a token "a" in "gateway").
+MIN_SECRET_LENGTH = 16
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with each whole occurrence of each secret (>= :data:`MIN_SECRET_LENGTH` characters,
+    not part of a longer run of token characters ``[A-Za-z0-9_.~+/=-]``) replaced by ``[redacted]``."""
+    import re
+
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
+        if secret and len(secret) >= MIN_SECRET_LENGTH:
+            text = re.sub(rf"(?<![A-Za-z0-9_.~+/=-]){re.escape(secret)}(?![A-Za-z0-9_.~+/=-])", "[redacted]", text)
     return text
 
 
@@ -373,7 +382,7 @@ def error_from_envelope(
     candidates = err.get("candidates")
     provider = model.split("/", 1)[0] if model and "/" in model else None
     return cls(
-        _scrub(err["message"], secrets),
+        scrub(err["message"], secrets),
         code=etype or None,
         status=status,
         model=model,

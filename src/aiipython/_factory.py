@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _errors as E
 from ._gateway_options import GatewayOptions, GatewayTarget, LMClient
-from ._model_names import ECHO_PROVIDER, LOCAL_MODEL, LOCAL_PROVIDER, strip_pi_prefix
+from ._model_names import ECHO_PROVIDER, LOCAL_MODEL, LOCAL_PROVIDER, is_local, strip_pi_prefix
 from ._settings import BACKENDS, load_settings
 
 if TYPE_CHECKING:
@@ -155,8 +155,9 @@ def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: A
         A :class:`PiGatewayLM` (model ``pi/<provider>/<id>``) or a :class:`StreamingLM`.
 
     Raises:
-        aiipython.ConfigurationError: an unknown backend (the message lists the valid ones), or
-            no model anywhere (the message says how to log in).
+        aiipython.ConfigurationError: an unknown backend (the message lists the valid ones), no
+            model anywhere (the message says how to log in), or ``api_key``/``api_base`` on a
+            backend other than ``litellm`` ("pi owns the credentials", and how to give them).
         aiipython.NodeNotFoundError, GatewayInstallError, GatewayStartError: the gateway cannot
             start (``pi``; ``auto`` too when LiteLLM cannot serve the model).
         aiipython.ModelNotFoundError, AmbiguousModelError: pi does not know the model (``pi``; on
@@ -165,6 +166,12 @@ def make_lm(model: str | None = None, *, backend: str | None = None, **kwargs: A
             LiteLLM has none for it either).
     """
     gateway = GatewayOptions.pop(kwargs)
+    wanted = (backend if backend is not None else load_settings().lm_backend).strip().lower()
+    name = model or load_settings().model or ""
+    if wanted != "litellm" and not strip_pi_prefix(name).startswith("tabminion/"):
+        from ._lm import refuse_connection_kwargs
+
+        refuse_connection_kwargs(name, kwargs)  # before asking pi: the key would be ignored
     choice = choose_backend(model, backend=backend, gateway=gateway)
     if choice.backend == "litellm":
         if choice.reason:
@@ -227,6 +234,8 @@ def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tup
         if len(same_id) > 1:
             raise E.AmbiguousModelError(f"several providers have the model {wanted!r}: {', '.join(same_id)}; "
                                         "name one as provider/id", model=wanted, candidates=same_id)
+        if is_local(wanted) and not any(full.startswith(f"{LOCAL_PROVIDER}/") for full in by_name):
+            raise E.LocalModelError(f"cannot use {wanted}: {_local_model_reason()}", model=wanted)
         close = difflib.get_close_matches(wanted, list(by_name), n=5, cutoff=0.5)
         message = f"pi does not know the model {wanted!r}" + (f" (close: {', '.join(close)})" if close else "")
         error = E.ModelNotFoundError(message + "; `aiipython models` lists the models pi knows",
@@ -257,9 +266,22 @@ def _resolve(name: str | None, listing: Mapping[str, Any], *, auto: bool) -> tup
         logger.info("make_lm: using %s (%s)", full, why)
         return full, by_name[full]
     raise E.ConfigurationError(
-        f"no model to use: pi has no credentials for any provider and the local model is not installed. To fix: "
+        f"no model to use: pi has no credentials for any provider, and {_local_model_reason()} To fix: "
         f"{_LOGIN_HINT}; or pass make_lm(model=...) / set AIIPYTHON_MODEL"
     )
+
+
+def _local_model_reason() -> str:
+    """Why the embedded local model is not offered, one sentence ending in a period."""
+    settings = load_settings()
+    if settings.local_model == "off":
+        return "the embedded local model is off (AIIPYTHON_LOCAL_MODEL=off; unset it to offer the model)."
+    from ._local_model import local_model_missing_reason
+
+    reason = local_model_missing_reason(settings)
+    if reason is None:  # installed, yet pi does not list it: its gateway was started without it
+        return "the embedded local model is installed but this gateway does not offer it (AIIPYTHON_GATEWAY_URL?)."
+    return f"the embedded local model is not available: {reason}"
 
 
 def _no_credentials(client: LMClient, provider: str) -> str:

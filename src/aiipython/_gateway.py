@@ -26,6 +26,7 @@ from ._errors import (
     ConfigurationError,
     GatewayStartError,
     LocalModelError,
+    scrub,
 )
 from ._model_names import LOCAL_PROVIDER, is_local
 from ._settings import Settings, gateway_env, load_settings
@@ -269,7 +270,7 @@ def start_gateway(
         [str(runtime.node), str(install.server), "--host", host, "--port", str(port)],
         env=env,
         cwd=install.root,
-        redact=lambda text: text.replace(token, "[redacted]").replace(admin_token, "[redacted]"),
+        redact=lambda text: scrub(text, (token, admin_token)),
         on_stderr=on_stderr,
     )
     try:

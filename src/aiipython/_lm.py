@@ -26,7 +26,7 @@ from ._lm_convert import (
     request_body,
     response_from_message,
 )
-from ._model_names import dspy_model_name, pi_model_name
+from ._model_names import dspy_model_name, pi_model_name, strip_pi_prefix
 from ._usage import fill_cost
 
 __all__ = ["PiGatewayLM", "PiGatewayEngine", "AsyncPiGatewayEngine"]
@@ -196,6 +196,27 @@ class AsyncPiGatewayEngine(_EngineBase):
 # the LM
 
 
+#: dspy.LM arguments that name a connection; on the Pi backend pi owns those.
+_CONNECTION_KWARGS = ("api_key", "api_base", "base_url")
+
+
+def refuse_connection_kwargs(model: str, kwargs: Mapping[str, Any]) -> None:
+    """Raise when ``kwargs`` carry a key or endpoint for ``model`` on the Pi backend.
+
+    Raises:
+        aiipython.ConfigurationError: one says ``pi owns the credentials`` and how to give them.
+    """
+    given = [k for k in _CONNECTION_KWARGS if kwargs.get(k) is not None]
+    if not given:
+        return
+    provider = strip_pi_prefix(model).split("/", 1)[0] or "<provider>"
+    raise E.ConfigurationError(
+        f"{', '.join(f'{k}=' for k in given)} cannot be used with the Pi backend: pi owns the credentials and "
+        f"endpoints; use `aiipython auth login {provider}` or the provider's env var (e.g. "
+        f"{provider.upper().replace('-', '_')}_API_KEY), a models.json provider for another endpoint, or "
+        "backend='litellm' to hand the key to LiteLLM")
+
+
 class PiGatewayLM(dspy.LM):
     """A ``dspy.LM`` for ``pi/<provider>/<id>`` whose calls go through the Pi gateway."""
 
@@ -229,9 +250,11 @@ class PiGatewayLM(dspy.LM):
                 ``num_retries``, ``callbacks``, ... (``api_key``/``api_base`` are refused: pi owns them).
 
         Raises:
-            aiipython.ConfigurationError: a bad model name or conflicting gateway arguments.
+            aiipython.ConfigurationError: a bad model name, conflicting gateway arguments, or
+                ``api_key``/``api_base``/``base_url`` (pi owns credentials and endpoints).
         """
         name = dspy_model_name(model)
+        refuse_connection_kwargs(name, kwargs)
         options = GatewayOptions(client=client, url=gateway_url, token=gateway_token, timeout=gateway_timeout)
         if engine is None:
             if target is not None and (options.client is not None or options.url):

@@ -20,7 +20,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from ._errors import LocalModelError
+from ._errors import LocalModelError, scrub
 from ._model_names import LOCAL_MODEL, LOCAL_MODEL_ID, LOCAL_PROVIDER
 from ._settings import Settings, load_settings
 from ._sidecar import Sidecar, SidecarStartFailure
@@ -215,7 +215,7 @@ class LocalModelServer:
         self.api_key = secrets.token_urlsafe(32)
         # Running the file by path (not -m) keeps ``aiipython/__init__`` (and dspy) out of the child.
         self._sidecar = Sidecar("local model server", argv, env={**os.environ, _API_KEY_ENV: self.api_key},
-                                redact=lambda text: text.replace(self.api_key, "[redacted]"))
+                                redact=lambda text: scrub(text, (self.api_key,)))
 
     def __repr__(self) -> str:
         state = "alive" if self.alive() else "stopped"

@@ -335,15 +335,22 @@ def install_problem(root: Path) -> str | None:
 
 
 class _Progress:
-    """An elapsed-time spinner on a terminal (rich); silent otherwise."""
+    """An elapsed-time spinner on a terminal (rich); elsewhere (CI, pipes, Jupyter) one line on
+    stderr when the step starts and one with the elapsed seconds when it ends; nothing when
+    ``show`` is False."""
 
     def __init__(self, text: str, show: bool | None) -> None:
         self._text = text
-        self._show = sys.stderr.isatty() if show is None else show
+        self._spinner = sys.stderr.isatty() if show is None else show
+        self._lines = show is None and not self._spinner
         self._progress: Progress | None = None
+        self._started = 0.0
 
     def __enter__(self) -> _Progress:
-        if self._show:
+        self._started = time.monotonic()
+        if self._lines:
+            print(f"aiipython: {self._text} ...", file=sys.stderr, flush=True)
+        if self._spinner:
             from rich.console import Console
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -355,9 +362,13 @@ class _Progress:
             self._progress.add_task(self._text, total=None)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
+        if self._lines:
+            outcome = "done" if exc_type is None else "failed"
+            print(f"aiipython: {self._text}: {outcome} in {time.monotonic() - self._started:.1f} s",
+                  file=sys.stderr, flush=True)
 
 
 def install_dir(settings: Settings) -> Path:
@@ -385,7 +396,9 @@ def install_gateway(settings: Settings, runtime: NodeRuntime, *, progress: bool 
     Args:
         settings: where the cache is (``AIIPYTHON_CACHE_DIR``).
         runtime: the Node to run npm with (:func:`find_node`).
-        progress: show an elapsed-time spinner on stderr; ``None`` = only on a terminal.
+        progress: show an elapsed-time spinner on stderr (True), nothing (False); ``None``: the
+            spinner on a terminal, else a line on stderr when ``npm ci`` starts and one when it
+            ends with the elapsed time.
 
     Raises:
         GatewayInstallError: npm failed (the message has the tail of its output and what to do),
