@@ -98,3 +98,44 @@ def test_litellm_breaking_out_closes_the_upstream_connection(fake_upstream) -> N
         if event.type == "text_delta":
             break
     assert closed.wait(20), "the upstream still had its connection open"
+
+
+@pytest.mark.usefixtures("litellm_env")
+def test_litellm_tool_calling_over_two_turns(fake_upstream) -> None:
+    """The seed's weather example on the LiteLLM backend: the same Context carries both turns."""
+    from aiipython import Context, TextContent, Tool, ToolResultMessage, UserMessage
+
+    fake_upstream.enqueue(Reply("", tool_calls=[{"id": "call_7", "name": "get_weather",
+                                                 "arguments": {"location": "Tokyo"}}]),
+                          Reply("It is 22°C and sunny in Tokyo."))
+    weather = Tool(name="get_weather", description="Get current weather for a location",
+                   parameters={"type": "object", "properties": {"location": {"type": "string"}},
+                               "required": ["location"]})
+    context = Context(messages=[UserMessage(content="What's the weather in Tokyo?")], tools=[weather])
+    first = aiipython.complete(LITELLM, context, backend="litellm")
+    (tc,) = first.tool_calls
+    assert (tc.id, tc.name, tc.arguments, first.stop_reason) == \
+        ("call_7", "get_weather", {"location": "Tokyo"}, StopReason.TOOL_USE)
+    context.messages.append(first)
+    context.messages.append(ToolResultMessage(tool_call_id=tc.id, tool_name=tc.name,
+                                              content=[TextContent(text="22°C, sunny")]))
+    assert aiipython.complete(LITELLM, context, backend="litellm").text == "It is 22°C and sunny in Tokyo."
+    _, second = fake_upstream.requests
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "tool"]
+    assert second["messages"][1]["tool_calls"][0]["id"] == "call_7"
+    assert second["messages"][2]["tool_call_id"] == "call_7" and "22°C" in str(second["messages"][2]["content"])
+
+
+@pytest.mark.usefixtures("litellm_env")
+def test_litellm_image_from_a_local_file(fake_upstream, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    path = tmp_path / "dot.png"
+    path.write_bytes(png)
+    fake_upstream.enqueue(Reply("a dot"))
+    assert aiipython.complete(LITELLM, ctx(user("What is this?", images=[path])), backend="litellm").text == "a dot"
+    parts = fake_upstream.requests[0]["messages"][0]["content"]
+    assert parts[0] == {"type": "text", "text": "What is this?"}
+    assert parts[1]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png).decode()
