@@ -374,3 +374,17 @@ def test_api_key_says_pi_owns_the_credentials(fake_dir):
     with pytest.raises(ConfigurationError, match="pi owns the credentials"):
         PiGatewayLM("fake/fake-model", api_base="http://127.0.0.1:1")
     assert type(make_lm("openai/gpt-4o", backend="litellm", api_key="sk-test-not-a-key")) is StreamingLM
+
+
+def test_the_embedded_models_schema_is_bounded_to_its_answer_budget(agent, fake_upstream):
+    agent({"local": provider(fake_upstream.base_url, "smollm2-135m"),
+           "fake": provider(fake_upstream.base_url, "fake-model")})
+    fake_upstream.enqueue(Reply('{"reasoning": "r", "answer": "a"}'), Reply('{"reasoning": "r", "answer": "a"}'))
+    for name in ("local/smollm2-135m", "fake/fake-model"):
+        lm = make_lm(name, backend="pi", cache=False, num_retries=0, max_tokens=400)
+        with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+            assert dspy.ChainOfThought("question -> answer")(question="Bounded?").answer == "a"
+    local, other = (r["response_format"]["json_schema"]["schema"]["properties"] for r in fake_upstream.requests)
+    # 400 tokens * 3 chars * 3/4 for the strings, shared by the two string fields
+    assert local["reasoning"]["maxLength"] == local["answer"]["maxLength"] == 450
+    assert "maxLength" not in other["reasoning"]  # other models get DSPy's schema as it is

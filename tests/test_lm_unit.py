@@ -505,3 +505,21 @@ def test_the_fake_client_satisfies_the_client_protocol() -> None:
     out = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(fake)],
                          capture_output=True, text=True, timeout=300, cwd=fake.parent.parent)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_bounded_schema_fits_the_budget_and_keeps_closed_fields():
+    from aiipython._lm_convert import LOCAL_MAX_ITEMS, bounded_schema
+
+    schema = {"type": "object", "required": ["a", "tags", "mood", "code"], "properties": {
+        "a": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
+        "mood": {"type": "string", "enum": ["x", "y"]}, "code": {"type": "string", "maxLength": 3},
+        "n": {"type": "integer"}}}
+    out = bounded_schema(schema, 512)
+    slots = 1 + LOCAL_MAX_ITEMS
+    assert out["properties"]["a"]["maxLength"] == (512 * 3 * 3 // 4) // slots
+    assert out["properties"]["tags"]["maxItems"] == LOCAL_MAX_ITEMS
+    assert out["properties"]["tags"]["items"]["maxLength"] == out["properties"]["a"]["maxLength"]
+    assert out["properties"]["mood"] == {"type": "string", "enum": ["x", "y"]}
+    assert out["properties"]["code"] == {"type": "string", "maxLength": 3}
+    assert out["properties"]["n"] == {"type": "integer"} and out["required"] == schema["required"]
+    assert "maxLength" not in schema["properties"]["a"]  # a copy

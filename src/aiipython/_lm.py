@@ -21,12 +21,14 @@ from ._gateway_options import GatewayOptions, GatewayTarget, LMClient
 from ._lm_convert import (
     DSPY_PARAMS,
     StreamMapper,
+    bounded_schema,
     mapped_errors,
     needs_model_options,
     request_body,
     response_from_message,
 )
-from ._model_names import dspy_model_name, pi_model_name, strip_pi_prefix
+from ._local_model import LOCAL_MAX_TOKENS
+from ._model_names import LOCAL_MODEL, dspy_model_name, pi_model_name, strip_pi_prefix
 from ._usage import fill_cost
 
 __all__ = ["PiGatewayLM", "PiGatewayEngine", "AsyncPiGatewayEngine"]
@@ -102,6 +104,8 @@ class _EngineBase:
             if info is not None and isinstance(info.get("options"), list):
                 carried, api = info["options"], info.get("api")
         body = request_body(request, model_options=carried, api=api)
+        if self.model == LOCAL_MODEL:
+            _bound_local_schema(body)
         if self.timeout is not None:
             body.setdefault("options", {})["timeout_ms"] = int(self.timeout * 1000)
         return body
@@ -127,6 +131,17 @@ class _EngineBase:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r})"
+
+
+def _bound_local_schema(body: dict[str, Any]) -> None:
+    """The embedded model's ``json_schema`` gets string and array bounds that fit its answer budget
+    (:func:`~aiipython._lm_convert.bounded_schema`), so its reply is a complete object."""
+    options = body.get("options") or {}
+    spec = (options.get("response_format") or {}).get("json_schema")
+    if isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+        budget = options.get("max_tokens") or LOCAL_MAX_TOKENS
+        options["response_format"] = {**options["response_format"],
+                                      "json_schema": {**spec, "schema": bounded_schema(spec["schema"], budget)}}
 
 
 class PiGatewayEngine(_EngineBase):

@@ -22,7 +22,7 @@ from . import _errors as E
 from ._client import openai_usage
 from ._model_names import pi_model_name
 
-__all__ = ["request_body", "response_from_message", "StreamMapper",
+__all__ = ["bounded_schema", "request_body", "response_from_message", "StreamMapper",
            "mapped_errors", "lm15_error", "needs_model_options", "DSPY_PARAMS"]
 
 
@@ -440,3 +440,55 @@ class StreamMapper:
         else:
             raise lm15.ProviderError(f"the Pi gateway sent a stream event {kind!r} docs/protocol.md does not define",
                                      provider="pi")
+
+
+# ---------------------------------------------------------------------------------------------
+# the embedded model: a JSON schema that always fits in its answer budget
+
+
+#: Items an unbounded array may hold in the embedded model's answers (``bounded_schema``).
+LOCAL_MAX_ITEMS = 8
+
+
+def bounded_schema(schema: Any, max_tokens: int) -> Any:
+    """A copy of a JSON schema in which every unbounded string gets a ``maxLength`` and every
+    unbounded array a ``maxItems`` (:data:`LOCAL_MAX_ITEMS`), sized so that a complete object fits
+    in ``max_tokens`` generated tokens (about 3 characters a token, a quarter kept for JSON syntax).
+
+    llama.cpp turns the schema into a grammar, so the embedded 135M model cannot run a string past
+    its answer budget and leave DSPy a cut-off object: the reply parses by construction. Enums,
+    consts, patterns and bounds already given are kept as they are.
+    """
+    def slots(node: Any, weight: int) -> int:
+        """Open strings in ``node``, an unbounded array's items counted LOCAL_MAX_ITEMS times."""
+        if isinstance(node, list):
+            return sum(slots(n, weight) for n in node)
+        if not isinstance(node, dict):
+            return 0
+        count = weight if node.get("type") == "string" and not _closed_string(node) else 0
+        many = node.get("type") == "array" and "maxItems" not in node
+        for key, value in node.items():
+            if key not in ("enum", "const", "required"):
+                count += slots(value, weight * LOCAL_MAX_ITEMS if many and key == "items" else weight)
+        return count
+
+    budget = max(16, (max_tokens * 3 * 3) // 4)
+    length = max(16, budget // max(1, slots(schema, 1)))
+
+    def bound(node: Any) -> Any:
+        if isinstance(node, list):
+            return [bound(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: (v if k in ("enum", "const", "required") else bound(v)) for k, v in node.items()}
+        if out.get("type") == "string" and not _closed_string(out):
+            out["maxLength"] = length
+        if out.get("type") == "array" and "maxItems" not in out:
+            out["maxItems"] = LOCAL_MAX_ITEMS
+        return out
+
+    return bound(schema)
+
+
+def _closed_string(node: Mapping[str, Any]) -> bool:
+    return any(key in node for key in ("enum", "const", "maxLength", "pattern", "format"))
