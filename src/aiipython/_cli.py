@@ -1,6 +1,8 @@
 """The ``aiipython`` command line (click): ask, models, auth, gateway, serve, demo.
 
-Exit codes: 0 success, 1 runtime failure, 2 usage error. Every error message names the fix.
+Exit codes (README "Command line"): 0 success, 1 the request could not be done (unknown model, no
+credentials, provider error, Node/gateway/local model missing or broken), 2 a usage or configuration
+error. Every error is one message naming the fix.
 """
 
 from __future__ import annotations
