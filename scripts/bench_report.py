@@ -733,7 +733,13 @@ def main() -> int:
     d = json.loads(src.read_text())
     md = Path(args.md) if args.md else src.with_suffix(".md")
     imgs = charts(d, md.parent / "benchmarks")
-    md.write_text(page(d, imgs))
+    text = page(d, imgs)
+    # scripts/bench_offline.py owns its own section of the page: keep it as it is
+    start, end = "<!-- offline-dspy:start -->", "<!-- offline-dspy:end -->"
+    old = md.read_text() if md.exists() else ""
+    if start in old and end in old:
+        text = text.rstrip("\n") + "\n\n" + old[old.index(start):old.index(end) + len(end)] + "\n"
+    md.write_text(text)
     print(f"wrote {md} and {md.parent / 'benchmarks'}/*.png")
     return 0
 
