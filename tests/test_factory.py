@@ -388,3 +388,15 @@ def test_the_embedded_models_schema_is_bounded_to_its_answer_budget(agent, fake_
     # 400 tokens * 3 chars * 3/4 for the strings, shared by the two string fields
     assert local["reasoning"]["maxLength"] == local["answer"]["maxLength"] == 450
     assert "maxLength" not in other["reasoning"]  # other models get DSPy's schema as it is
+
+
+def test_the_typed_api_shares_the_rule(fake_dir, caplog):
+    """aiipython.complete decides with make_lm's function: a typo is the same ModelNotFoundError."""
+    from aiipython import complete
+
+    with pytest.raises(ModelNotFoundError, match="unknown model 'fake/fake-modl': neither pi nor LiteLLM knows "
+                                                 "it; did you mean fake/fake-model?"):
+        complete("fake/fake-modl", "hi")
+    with pytest.raises(ProviderNotConfiguredError, match="aiipython auth login openai"):
+        complete("openai/gpt-4o", "hi")
+    assert fallback_warnings(caplog) == []
