@@ -1,11 +1,12 @@
 """Per-call overhead of the typed API: ``aiipython.complete`` over ``PiGatewayClient.complete``.
 
-Both call the same real gateway (pi, provider ``fake`` at a canned local upstream); the
+Both call the same real gateway (pi, provider ``fake`` at scripts/bench_upstream.mjs); the
 difference of their medians is what the typed API adds (building the request from a Context,
 choosing the backend, validating pi's AssistantMessage). Target: <= 0.1 ms. Prints JSON; writes
-nothing. Loopback only.
+nothing unless ``--merge FILE`` (then it adds the figures as that JSON file's ``typed_api`` key,
+which ``scripts/bench`` does and ``bench_report.py`` renders). Loopback only.
 
-    .venv/bin/python scripts/bench_api.py [--quick]
+    .venv/bin/python scripts/bench_api.py [--quick] [--merge docs/benchmarks.json]
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fake_upstream import FakeUpstream, write_models_json
+from bench_run import start_child, write_agent_dir
 
 TARGET_MS = 0.1
 
@@ -31,11 +32,14 @@ def main() -> None:
     rounds, n = (3, 100) if quick else (7, 400)
     import aiipython
     from aiipython._gateway import start_gateway
+    from aiipython._node import find_node
     from aiipython._settings import load_settings
 
-    upstream = FakeUpstream().start()
+    node = find_node(load_settings()).node
+    script = Path(__file__).resolve().parent / "bench_upstream.mjs"
+    upstream = start_child("bench_upstream", [str(node), str(script), "--port", "0"])
     with tempfile.TemporaryDirectory(prefix="aiipython-bench-api-") as tmp:
-        write_models_json(Path(tmp), upstream.base_url)
+        write_agent_dir(Path(tmp), upstream.info["url"])
         env = {**os.environ, "PI_CODING_AGENT_DIR": tmp, "AIIPYTHON_LOCAL_MODEL": "off"}
         gateway = start_gateway(load_settings(env), progress=False)
         client = aiipython.PiGatewayClient(gateway=gateway)
@@ -64,18 +68,24 @@ def main() -> None:
                     medians[name].append(statistics.median(times))
             diffs = [t - c for t, c in zip(medians["typed"], medians["client"], strict=True)]
             overhead = statistics.median(diffs)
-            print(json.dumps({
+            result = {
                 "calls_per_path": rounds * n,
                 "client_median_ms": round(statistics.median(samples["client"]), 4),
                 "typed_median_ms": round(statistics.median(samples["typed"]), 4),
                 "overhead_ms_median_of_rounds": round(overhead, 4),
                 "overhead_ms_per_round": [round(d, 4) for d in diffs],
                 "target_ms": TARGET_MS, "met": overhead <= TARGET_MS,
-            }, indent=2))
+            }
+            print(json.dumps(result, indent=2))
+            if "--merge" in sys.argv:
+                path = Path(sys.argv[sys.argv.index("--merge") + 1])
+                data = json.loads(path.read_text()) if path.exists() else {}
+                data["typed_api"] = result
+                path.write_text(json.dumps(data, indent=1) + "\n")
         finally:
             client.close()
             gateway.close()
-            upstream.stop()
+            upstream.close()
 
 
 if __name__ == "__main__":

@@ -1,11 +1,18 @@
-// scripts/bench helper: where the gateway's idle RSS comes from, module by module, in one fresh
-// Node process. Prints one JSON line: {"steps": [{"step", "rss_mb", "heap_used_mb"}, ...]}.
+// scripts/bench helper: where the gateway's idle RSS comes from, module group by module group, in
+// one fresh Node process. Prints one JSON line: {"steps": [{"step", "group", "rss_mb", "heap_used_mb"}, ...]}.
 //
 //   node scripts/bench_rss.mjs --app <dir holding node_gateway/; node_modules/ there or above> --agent-dir <dir>
 //
-// The packages are imported from the installed gateway's node_modules in the order the gateway
-// loads them (undici, fastify, pi-ai, pi-coding-agent), then pi's runtime is created and the app
-// built, as server.mjs does. A forced-GC-free reading (no --expose-gc): RSS is what the OS sees.
+// It loads what node_gateway/server.mjs loads, in the same order, one group at a time, so each
+// step's RSS delta is that group's share: Node's own HTTP/net modules, undici (dispatcher.mjs), fastify, the gateway's own modules (app.mjs and its routes), pi-ai's index,
+// pi-ai's provider catalogs (providers/all), pi-ai's compat API registry, the pi-coding-agent
+// modules pi_adapter.mjs takes by path (model-runtime, auth-storage, settings-manager,
+// model-resolver; never the package's index), then pi_adapter.mjs itself, pi's runtime created
+// over the agent dir, the app built and listening as server.mjs does (acceptors.mjs), and last
+// the memory-reducing GC an idle gateway runs after 1 s (idle_memory.mjs). Deltas are not
+// additive in a strict sense: V8 grows its heap (mostly the young generation) in steps. Whatever a step imports that an
+// earlier one already loaded costs nothing there. No forced GC (no --expose-gc): RSS is what the
+// OS sees, as psutil reads it for the gateway.
 
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -15,9 +22,9 @@ import { pathToFileURL } from "node:url";
 const { values } = parseArgs({ options: { app: { type: "string" }, "agent-dir": { type: "string" } } });
 const steps = [];
 const mb = (n) => Math.round(n / 104857.6) / 10;
-const mark = (step) => {
+const mark = (step, group) => {
   const m = process.memoryUsage();
-  steps.push({ step, rss_mb: mb(m.rss), heap_used_mb: mb(m.heapUsed) });
+  steps.push({ step, group, rss_mb: mb(m.rss), heap_used_mb: mb(m.heapUsed) });
 };
 
 function modulesDir(from) {
@@ -28,33 +35,58 @@ function modulesDir(from) {
 }
 const MODULES = modulesDir(values.app);
 
-function entry(pkg) {
+/** The file a package's `exports[subpath]` (import condition) points at, as a file: URL. */
+function entry(pkg, subpath = ".") {
   const dir = join(MODULES, pkg);
   const meta = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
-  const dot = meta.exports && typeof meta.exports === "object" ? meta.exports["."] ?? meta.exports : meta.exports;
-  const rel = typeof dot === "string" ? dot : dot?.import ?? dot?.default ?? meta.main ?? "index.js";
+  const exp = meta.exports && typeof meta.exports === "object" && !Array.isArray(meta.exports) ? meta.exports : null;
+  let target = exp ? (subpath in exp ? exp[subpath] : subpath === "." && !Object.keys(exp)[0]?.startsWith(".") ? exp : undefined) : meta.exports;
+  let star = "";
+  if (exp && target === undefined) { // a pattern such as "./providers/*"
+    const key = Object.keys(exp).find((k) => k.endsWith("*") && subpath.startsWith(k.slice(0, -1)));
+    if (key) [target, star] = [exp[key], subpath.slice(key.length - 1)];
+  }
+  const pick = (t) => (typeof t === "string" ? t : t?.import ? pick(t.import) : t?.default ? pick(t.default) : undefined);
+  const rel = pick(target)?.replace("*", star) ?? (subpath === "." ? meta.main ?? "index.js" : subpath);
   return pathToFileURL(join(dir, rel)).href;
 }
-
-mark("node started");
-await import(entry("undici"));
-mark("+ undici");
-await import(entry("fastify"));
-mark("+ fastify");
-await import(entry("@earendil-works/pi-ai"));
-mark("+ @earendil-works/pi-ai");
-await import(entry("@earendil-works/pi-coding-agent"));
-mark("+ @earendil-works/pi-coding-agent");
 const gw = (name) => pathToFileURL(join(values.app, "node_gateway", name)).href;
+
+mark("node started", "node");
+await Promise.all(["node:http", "node:net", "node:crypto", "node:zlib", "node:cluster", "node:stream"].map((m) => import(m)));
+mark("+ node:http, net, crypto, zlib, cluster", "node:http and friends");
 const { installDispatcher } = await import(gw("dispatcher.mjs"));
 installDispatcher();
-const { createAdapter } = await import(gw("pi_adapter.mjs"));
-const adapter = await createAdapter({ agentDir: values["agent-dir"] });
-mark("+ pi runtime created (models.json, auth)");
+mark("+ undici (dispatcher.mjs)", "undici");
+await import(entry("fastify"));
+mark("+ fastify", "fastify");
 const { buildApp, createLogger } = await import(gw("app.mjs"));
+mark("+ gateway modules (app.mjs, routes)", "ours");
+await import(entry("@earendil-works/pi-ai"));
+mark("+ pi-ai index", "pi-ai");
+await import(entry("@earendil-works/pi-ai", "./providers/all"));
+mark("+ pi-ai provider catalogs (providers/all)", "pi catalogs");
+await import(entry("@earendil-works/pi-ai", "./compat"));
+mark("+ pi-ai compat (API registry)", "pi-ai");
+const agentEntry = entry("@earendil-works/pi-coding-agent"); // resolved, never imported (its TUI)
+await Promise.all(["./core/model-runtime.js", "./core/auth-storage.js", "./core/settings-manager.js", "./core/model-resolver.js"]
+  .filter((p) => existsSync(new URL(p, agentEntry)))
+  .map((p) => import(new URL(p, agentEntry).href)));
+mark("+ pi-coding-agent model-runtime, auth-storage, settings-manager, model-resolver", "pi model runtime");
+const { createAdapter } = await import(gw("pi_adapter.mjs"));
+mark("+ pi_adapter.mjs (rest)", "ours");
+const adapter = await createAdapter({ agentDir: values["agent-dir"] });
+mark("+ pi runtime created (models.json, auth)", "pi model runtime");
 const app = buildApp({ adapter, token: "x".repeat(32), logger: createLogger({ level: "silent" }) });
-await app.listen({ host: "127.0.0.1", port: 0 });
-mark("+ gateway app built and listening");
+const { listenWithAcceptors } = await import(gw("acceptors.mjs"));
+const listening = await listenWithAcceptors(app, { host: "127.0.0.1", port: 0 });
+mark("+ gateway app built and listening", "ours");
+// What an idle gateway gives back once it has been idle for 1 s (idle_memory.mjs).
+const idle = steps.length;
+const { releaseStartupMemory } = await import(gw("idle_memory.mjs"));
+await new Promise((resolve) => releaseStartupMemory({ activity: () => 0, busy: () => false, idleMs: 1, onDone: resolve }));
+mark("+ idle: one memory-reducing GC (idle_memory.mjs)", "idle GC");
+listening.close();
 await app.close();
 process.stdout.write(`${JSON.stringify({ steps })}\n`);
 process.exit(0);
