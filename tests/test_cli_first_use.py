@@ -352,3 +352,18 @@ def test_the_first_npm_ci_says_so_off_a_terminal(home: dict[str, str], tmp_path:
     assert lines[1].endswith(" s")
     again = run(env, "gateway", "install")
     assert again.returncode == 0 and "npm ci" not in again.stderr  # installed: nothing to say
+
+
+def test_a_spawned_gateway_logs_to_the_file_when_a_level_is_set(fake_home: dict[str, str]) -> None:
+    log = GATEWAY_CACHE / "gateway" / "gateway.log"
+    before = log.stat().st_size if log.exists() else 0
+    out = run(dict(fake_home, AIIPYTHON_GATEWAY_LOG_LEVEL="info"), "models", "--provider", "fake")
+    assert out.returncode == 0 and out.stdout == f"{FAKE}\n"
+    with open(log, encoding="utf-8") as f:
+        f.seek(before)
+        lines = [json.loads(line) for line in f if line.startswith("{")]
+    assert any(line.get("event") == "request" and line.get("route") == "/models" for line in lines)
+    tail = run(fake_home, "gateway", "logs", "-n", "5")
+    assert tail.returncode == 0 and '"event":"request"' in tail.stdout
+    bad = run(dict(fake_home, AIIPYTHON_GATEWAY_LOG_LEVEL="loud"), "models")
+    assert bad.returncode == 2 and "AIIPYTHON_GATEWAY_LOG_LEVEL='loud' is not one of" in bad.stderr

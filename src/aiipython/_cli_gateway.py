@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["gateway", "serve"]
 
-_LOG_NAME = "gateway.log"
 
 
 def _state_file() -> Path:
@@ -186,55 +185,48 @@ def _run_until_stopped(start: Callable[[Callable[[str], None]], Gateway],
     Meanwhile the embedded local model is kept running (:func:`_keep_local_model`)."""
     from filelock import FileLock
 
+    from ._gateway import GatewayLog
+
     path = _state_file()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = FileLock(str(path.with_name(path.name + ".lock")))
-    log_fd = os.open(path.with_name(_LOG_NAME), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    log = os.fdopen(log_fd, "a", encoding="utf-8", buffering=1)
-
-    def sink(line: str) -> None:
-        log.write(line + "\n")
-        click.echo(line, err=True)
-
-    try:
-        with lock:
-            running = _running()
-            if running is not None:
-                raise click.ClickException(
-                    f"a Pi gateway started with `aiipython gateway start` or `aiipython serve` is already running "
-                    f"at {running.get('url')} (pid {running['pid']}): use it (AIIPYTHON_GATEWAY_URL="
-                    f"{running.get('url')}), or stop it first with `aiipython gateway stop`")
-            gw = start(sink)
-            try:
-                write_private_json(path, {"url": gw.url, "pid": gw.pid, "token": gw.token,
-                                          "admin_token": gw.admin_token})
-            except BaseException:
-                gw.close()
-                raise
-        stop = threading.Event()
+    sink = GatewayLog(load_settings(), echo=lambda line: click.echo(line, err=True))
+    with lock:
+        running = _running()
+        if running is not None:
+            raise click.ClickException(
+                f"a Pi gateway started with `aiipython gateway start` or `aiipython serve` is already running "
+                f"at {running.get('url')} (pid {running['pid']}): use it (AIIPYTHON_GATEWAY_URL="
+                f"{running.get('url')}), or stop it first with `aiipython gateway stop`")
+        gw = start(sink)
         try:
-            announce(gw, path)
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            threading.Thread(target=_keep_local_model, args=(gw, stop), daemon=True).start()
-
-            def wait_for_exit() -> None:
-                gw.wait()
-                stop.set()
-
-            threading.Thread(target=wait_for_exit, daemon=True).start()
-            try:
-                stop.wait()
-            except KeyboardInterrupt:
-                pass
-        finally:
-            stop.set()
+            write_private_json(path, {"url": gw.url, "pid": gw.pid, "token": gw.token,
+                                      "admin_token": gw.admin_token})
+        except BaseException:
             gw.close()
-            with lock:
-                state = _read_state()
-                if state is not None and state.get("pid") == gw.pid:
-                    path.unlink(missing_ok=True)
+            raise
+    stop = threading.Event()
+    try:
+        announce(gw, path)
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        threading.Thread(target=_keep_local_model, args=(gw, stop), daemon=True).start()
+
+        def wait_for_exit() -> None:
+            gw.wait()
+            stop.set()
+
+        threading.Thread(target=wait_for_exit, daemon=True).start()
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
     finally:
-        log.close()
+        stop.set()
+        gw.close()
+        with lock:
+            state = _read_state()
+            if state is not None and state.get("pid") == gw.pid:
+                path.unlink(missing_ok=True)
     click.echo("Pi gateway stopped.")
 
 
@@ -305,14 +297,17 @@ def serve(host: str, port: int, allow_remote: bool) -> None:
 @gateway.command()
 @click.option("-n", "--lines", type=click.IntRange(1), default=50, show_default=True, help="How many lines.")
 def logs(lines: int) -> None:
-    """The end of the log of gateways run by `gateway start` / `serve` (<cache>/gateway/gateway.log).
+    """The end of the gateways' log (<cache>/gateway/gateway.log): `gateway start` / `serve`, and any
+    gateway Python spawns while AIIPYTHON_GATEWAY_LOG_LEVEL is set.
 
     One JSON line per event, tokens redacted; a line per request with AIIPYTHON_GATEWAY_LOG_LEVEL=info,
     only problems by default (warn).
     """
     import collections
 
-    path = _state_file().with_name(_LOG_NAME)
+    from ._gateway import gateway_log_path
+
+    path = gateway_log_path(load_settings())
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             tail = collections.deque(f, maxlen=lines)

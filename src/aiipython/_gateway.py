@@ -19,6 +19,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -35,7 +36,8 @@ from ._sidecar import Sidecar, SidecarStartFailure
 if TYPE_CHECKING:
     from ._local_model import LocalModelServer
 
-__all__ = ["Gateway", "start_gateway", "get_gateway", "close_gateway", "is_loopback_host"]
+__all__ = ["Gateway", "GatewayLog", "gateway_log_path", "start_gateway", "get_gateway", "close_gateway",
+           "is_loopback_host"]
 
 logger = logging.getLogger("aiipython")
 
@@ -298,6 +300,37 @@ def start_gateway(
                    local_offered=embedded is not None, settings=settings, info=info)
 
 
+def gateway_log_path(settings: Settings) -> Path:
+    """``<cache>/gateway/gateway.log``: where gateways append their log (``aiipython gateway logs``)."""
+    from ._node import cache_root
+
+    return cache_root(settings) / "gateway" / "gateway.log"
+
+
+class GatewayLog:
+    """An ``on_stderr`` sink for :func:`start_gateway`: appends each line to :func:`gateway_log_path`
+    (created 0600; lines arrive redacted; the file is opened per line, so nothing is held open and
+    several processes append whole lines) and hands it to ``echo`` too when given. A failed write
+    is dropped: the log never breaks the gateway."""
+
+    def __init__(self, settings: Settings, echo: Callable[[str], None] | None = None) -> None:
+        self.path = gateway_log_path(settings)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._echo = echo
+
+    def __call__(self, line: str) -> None:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, (line + "\n").encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        if self._echo is not None:
+            self._echo(line)
+
+
 _lock = threading.Lock()
 _current: Gateway | None = None
 _owner_pid: int | None = None
@@ -335,7 +368,8 @@ def get_gateway() -> Gateway:
                 )
             gateway = Gateway(settings.gateway_url, settings.gateway_token)
         else:
-            gateway = start_gateway(settings)
+            log = GatewayLog(settings) if settings.gateway_log_level else None
+            gateway = start_gateway(settings, on_stderr=log)
         _current, _owner_pid = gateway, os.getpid()
         if not _atexit_registered:
             atexit.register(close_gateway)

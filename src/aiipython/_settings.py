@@ -18,6 +18,9 @@ from ._errors import ConfigurationError
 
 __all__ = ["BACKENDS", "Settings", "load_settings", "gateway_env"]
 
+#: The gateway's log levels (docs/protocol.md "Launch").
+_LOG_LEVELS = ("debug", "info", "warn", "error", "silent")
+
 #: Valid values of ``AIIPYTHON_LM_BACKEND`` / ``--lm-backend`` / ``make_lm(backend=...)``.
 BACKENDS = ("auto", "pi", "litellm")
 
@@ -56,6 +59,10 @@ class Settings:
     #: ``AIIPYTHON_GATEWAY_PROVIDERS``: extra pi provider blocks ``{"<id>": <models.json provider
     #: block>}`` for a gateway aiipython spawns, merged with the embedded local model's (None: none).
     gateway_providers: Mapping[str, Any] | None = None
+    #: ``AIIPYTHON_GATEWAY_LOG_LEVEL``: the gateway's log level when the user set one (None: not
+    #: set; a spawned gateway then logs ``warn``). When set, every gateway this machine's Python
+    #: spawns appends its log to ``<cache>/gateway/gateway.log`` (``aiipython gateway logs``).
+    gateway_log_level: str | None = None
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -150,6 +157,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         gateway_max_queue=_int(env, "AIIPYTHON_GATEWAY_MAX_QUEUE", 0),
         gateway_workers=_workers(env),
         gateway_providers=_providers(env),
+        gateway_log_level=(_choice(env, "AIIPYTHON_GATEWAY_LOG_LEVEL", _LOG_LEVELS, "")
+                           if env.get("AIIPYTHON_GATEWAY_LOG_LEVEL", "").strip() else None),
     )
 
 
