@@ -395,16 +395,20 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
           f"{sp['pi_call_ms']:.3f} ms the pi call. The Python floor (httpx to a trivial Node server) is "
           f"{med['floor_httpx_upstream']:.3f} ms: that much of any HTTP hop from Python is the round trip itself.")
     if "b2_httpclient_gateway" in med:
-        w(f"- The Python HTTP client is a large part of the hop: the same POST takes {med['b2_httpclient_gateway']:.3f} ms "
-          f"with the standard library's `http.client`, {med['b0_httpx_gateway']:.3f} ms with raw httpx and "
-          f"{med['b_client_gateway']:.3f} ms through PiGatewayClient (httpx underneath).")
+        w(f"- The Python HTTP client's share: the same POST takes {med['b2_httpclient_gateway']:.3f} ms with the "
+          f"standard library's `http.client`, {med['b0_httpx_gateway']:.3f} ms with raw httpx and "
+          f"{med['b_client_gateway']:.3f} ms through PiGatewayClient (pooled sockets and http.client's parser).")
     hp = pc.get("hop_parts_ms")
     if hp:
-        w(f"- The hop's parts in this run (medians of per-round differences): pi + the gateway's code over Node's fetch "
-          f"floor {hp['pi_over_node_fetch']:+.3f} ms (not in the hop: both (a) and (b) pay it); the HTTP hop itself, "
-          f"stdlib `http.client` → gateway over (a), {hp['httpclient_gateway_over_adapter']:+.3f} ms; httpx over "
-          f"`http.client` {hp['httpx_over_httpclient']:+.3f} ms; PiGatewayClient over raw httpx {hp['client_over_httpx']:+.3f} ms. "
-          "The hop (b) − (a) is the sum of the last three.")
+        own = hp.get("client_over_httpclient", hp["httpx_over_httpclient"] + hp["client_over_httpx"])
+        w(f"- The hop's parts in this run (medians of per-round differences): the HTTP hop itself with the lightest "
+          f"Python client, stdlib `http.client` → gateway over (a), **{hp['httpclient_gateway_over_adapter']:+.3f} ms** "
+          "(the loopback round trip both ways, Node's HTTP server, fastify, the route's preamble, JSON in and out); "
+          f"PiGatewayClient over that same `http.client` call **{own:+.3f} ms** (its checks, typed errors; its sync "
+          "model calls use pooled sockets and http.client's parser, `_lean_http.py`); the hop (b) − (a) is about their "
+          f"sum. For reference: raw httpx over `http.client` {hp['httpx_over_httpclient']:+.3f} ms; pi + the "
+          f"gateway's code over Node's fetch floor {hp['pi_over_node_fetch']:+.3f} ms (not in the hop: (a) and (b) "
+          "both pay it).")
     w(f"- Client library cost: (b) PiGatewayClient − (b0) raw httpx = "
       f"{med['b_client_gateway'] - med['b0_httpx_gateway']:+.3f} ms. pi's own share: (a) − Node fetch floor = "
       f"{med['a_inprocess_adapter'] - med['floor_node_fetch_upstream']:+.3f} ms.")

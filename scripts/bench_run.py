@@ -889,6 +889,7 @@ def section_per_call(r: Run) -> None:
             "httpclient_gateway_over_adapter": path_diff("b2_httpclient_gateway", "a_inprocess_adapter"),
             "httpx_over_httpclient": path_diff("b0_httpx_gateway", "b2_httpclient_gateway"),
             "client_over_httpx": path_diff("b_client_gateway", "b0_httpx_gateway"),
+            "client_over_httpclient": path_diff("b_client_gateway", "b2_httpclient_gateway"),
         },
         "paths": {k: {kk: vv for kk, vv in v.items() if kk != "_rounds"} for k, v in pc.items()},
         "hop_ms": {
