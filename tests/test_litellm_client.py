@@ -82,6 +82,9 @@ def local_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     gw = start_gateway(load_settings(env), local_model="eager")
     yield gw
     gw.close()
+    from aiipython._local_model import close_local_model
+
+    close_local_model()  # the process-wide server eager start made
 
 
 @pytest.mark.e2e

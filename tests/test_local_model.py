@@ -48,6 +48,7 @@ def _local_model_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def _stop_server_after_module() -> object:
+    close_local_model()  # a server an earlier module left running is not this module's to test
     yield
     close_local_model()
 

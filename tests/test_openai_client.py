@@ -4,6 +4,7 @@ SDK bound to the process's gateway (``get_gateway()``), real gateway and real pi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -12,7 +13,7 @@ from conftest import FAKE
 from fake_upstream import Reply
 
 import aiipython
-from aiipython._gateway import get_gateway
+from aiipython._gateway import close_gateway, get_gateway
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("process_gateway")]
 
@@ -76,7 +77,17 @@ def test_the_endpoint_and_key_are_not_the_callers_to_choose() -> None:
             aiipython.async_openai_client(**kwargs)
 
 
+@pytest.fixture
+def _local_model_stopped_after() -> Iterator[None]:
+    from aiipython._local_model import close_local_model
+
+    yield
+    close_gateway()
+    close_local_model()
+
+
 @pytest.mark.e2e
+@pytest.mark.usefixtures("_local_model_stopped_after")
 def test_a_local_model_call_starts_the_local_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("AIIPYTHON_LOCAL_MODEL", "on")
     monkeypatch.setenv("PI_CODING_AGENT_DIR", str(tmp_path))
