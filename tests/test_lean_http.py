@@ -219,3 +219,10 @@ def test_an_error_status_keeps_its_body_and_headers(serve: Callable[[Handler], S
     assert r.headers.get("retry-after") == "1" and r.headers.get("x-request-id") == "r1"
     assert r.json() == {"error": {"type": "overloaded"}}
     r.close()
+
+
+def test_only_plain_http_on_loopback_takes_this_path() -> None:
+    assert LeanPool.usable("http://127.0.0.1:4141") and LeanPool.usable("http://localhost:4141/base")
+    assert LeanPool.usable("http://[::1]:4141")
+    assert not LeanPool.usable("https://127.0.0.1:4141")  # TLS: httpx
+    assert not LeanPool.usable("http://gateway.example:4141")  # remote (proxies, DNS): httpx

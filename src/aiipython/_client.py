@@ -1,6 +1,6 @@
 """``PiGatewayClient``: the HTTP client of the Pi gateway (docs/protocol.md), sync and async.
 
-The sync POSTs (``complete``, ``stream``, the admin POSTs) to a plain-``http://`` gateway go over
+The sync POSTs (``complete``, ``stream``, the admin POSTs) to a gateway on loopback go over
 the lean pooled sockets of ``_lean_http`` (http.client's parser; about 0.2 ms less client CPU per
 call than httpx); everything else uses one ``httpx.Client`` (keep-alive, thread-safe) shared by
 every thread, and one ``httpx.AsyncClient`` per running event loop. One attempt per call: retries
@@ -196,7 +196,7 @@ class PiGatewayClient:
         self._default_timeout: httpx.Timeout | None = None
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
-        self._lean = LeanPool()  # the sync POSTs to a plain-http gateway (_lean_http.py)
+        self._lean = LeanPool()  # the sync POSTs to a gateway on loopback (_lean_http.py)
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncIterator[None]]
         ] = weakref.WeakKeyDictionary()
@@ -516,7 +516,7 @@ class PiGatewayClient:
         (streamed; closed on exit). A call that provably never reached the gateway is sent once
         more (``_resend``); nothing is sent again after the response started. ``admin_timeout``:
         an admin route (no model) with the admin token and that timeout. A plain-``http://``
-        gateway is reached over the lean pooled sockets of ``_lean_http`` (the same httpx errors)."""
+        gateway on loopback is reached over the lean pooled sockets of ``_lean_http`` (the same httpx errors)."""
         for first in (True, False):
             if admin_timeout is not None:
                 url, token, gateway = self._target()

@@ -1,4 +1,4 @@
-"""A lean keep-alive HTTP/1.1 client for the sync model calls to a plain-``http://`` gateway.
+"""A lean keep-alive HTTP/1.1 client for the sync model calls to a gateway on loopback (``http://``).
 
 ``PiGatewayClient.complete`` and ``stream`` are one POST each to a loopback gateway, where the
 client's own CPU is a large part of the call: httpx + httpcore + h11 take about 0.2-0.4 ms more
@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 import httpx
 
 __all__ = ["LeanPool", "LeanResponse"]
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 #: Idle connections kept per gateway address.
 MAX_IDLE = 64
@@ -130,8 +132,10 @@ class LeanPool:
 
     @staticmethod
     def usable(base_url: str) -> bool:
-        """True for a plain ``http://`` URL (TLS and proxies are httpx's)."""
-        return base_url.startswith("http://")
+        """True for a plain ``http://`` URL on a loopback host (TLS, proxies and remote hosts stay httpx's)."""
+        if not base_url.startswith("http://"):
+            return False
+        return urlsplit(base_url).hostname in _LOOPBACK
 
     def _base(self, base_url: str) -> tuple[tuple[str, int], str, str]:
         found = self._bases.get(base_url)
