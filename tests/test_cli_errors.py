@@ -65,3 +65,40 @@ def test_an_aiipython_error_is_exit_1() -> None:
     assert isinstance(sub, ErrorMappingGroup)
     result = CliRunner().invoke(root, ["sub", "fail"])
     assert result.exit_code == 1 and result.output.strip().startswith("Error: pi does not know the model 'x/y'")
+
+
+def _raising(exc: Exception) -> click.Group:
+    from aiipython._cli_errors import ErrorMappingGroup
+
+    @click.group(cls=ErrorMappingGroup)
+    def root() -> None:
+        pass
+
+    @root.command()
+    def fail() -> None:
+        raise exc
+
+    return root
+
+
+@pytest.mark.parametrize(("make", "code", "fix"), [
+    (lambda: __import__("dspy").utils.exceptions.LMAuthError("bad key", model="m"), 1, "check the provider's API key"),
+    (lambda: __import__("dspy").utils.exceptions.LMConfigurationError("temperature must be 1.0"), 2,
+     "fix the LM's arguments"),
+    (lambda: __import__("litellm").exceptions.RateLimitError("slow down", llm_provider="openai", model="m"), 1,
+     "rate-limiting"),
+    (lambda: __import__("dspy").utils.exceptions.AdapterParseError(
+        adapter_name="ChatAdapter", signature=__import__("dspy").Signature("q -> a"), lm_response="x"), 1,
+     "did not follow DSPy's output format"),
+], ids=["dspy-auth", "dspy-config", "litellm-rate-limit", "dspy-parse"])
+def test_dspy_and_litellm_errors_are_one_line_naming_the_fix(make, code: int, fix: str) -> None:  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(_raising(make()), ["fail"])
+    assert result.exit_code == code, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(("Error: DSPy: ", "Error: LiteLLM: ")) and fix in line.split(" (to fix: ")[1]
+    assert "  " not in line
+
+
+def test_other_exceptions_are_not_swallowed() -> None:
+    result = CliRunner().invoke(_raising(KeyError("ours")), ["fail"])
+    assert isinstance(result.exception, KeyError)

@@ -86,7 +86,7 @@ def _dspy_or_litellm(exc: Exception) -> click.ClickException | None:
     if origin is None:
         return None
     text = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
+    first = text.splitlines()[0].strip() if text else type(exc).__name__
     fix, usage = next((_FIXES[c.__name__] for c in mro if c.__name__ in _FIXES),
                       ("see the message; the call failed", False))
     source = "DSPy" if origin == "dspy" else "LiteLLM"
