@@ -298,6 +298,10 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
           + (f"; during {', '.join(noisy)}: " + ", ".join(f"{bg[k]['others']:.0f} %" for k in noisy) if noisy else "")
           + "). Figures are pessimistic; the `others` CPU column below says how much.")
         w("")
+    if d.get("parts_failed"):
+        w(f"> **Parts that failed in this run (their rows are missing):** {', '.join(d['parts_failed'])}; "
+          "their output is in the run's stderr.")
+        w("")
     w("## Targets")
     w("")
     w("| figure | measured | target | |")
