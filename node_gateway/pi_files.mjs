@@ -103,9 +103,27 @@ export class JsonFile {
  * refuses writes (a login would overwrite the user's file) until it is fixed.
  */
 export class GuardedCredentials {
+  #broken = null; // whether the content pi last parsed was broken (null: pi's parse is not observable)
+
   constructor(inner, authFile) {
     this.inner = inner;
     this.authFile = authFile;
+    // pi's AuthStorage stats auth.json on every read and re-parses it only when it changed; seeing
+    // that parse tells whether the file is broken without a second stat per call of our own.
+    if (typeof inner.parseStorageData === "function") {
+      const parse = inner.parseStorageData.bind(inner);
+      inner.parseStorageData = (content) => {
+        try {
+          const data = parse(content);
+          this.#broken = false;
+          return data;
+        } catch (err) {
+          this.#broken = true;
+          throw err;
+        }
+      };
+      this.#broken = authFile.error() !== null; // pi parsed it once already, before this wrapper
+    }
   }
 
   #refuse() {
@@ -113,12 +131,25 @@ export class GuardedCredentials {
     if (error) throw new Error(`${error}; fix or delete it, then try again`);
   }
 
+  /** pi's answer, or `empty` while auth.json does not parse (pi would keep its last good snapshot). */
+  async #guarded(call, empty) {
+    if (this.#broken === null) return this.authFile.error() ? empty : call();
+    let result;
+    try {
+      result = await call();
+    } catch (err) {
+      if (this.#broken) return empty;
+      throw err;
+    }
+    return this.#broken ? empty : result;
+  }
+
   async read(providerId, options) {
-    return this.authFile.error() ? undefined : this.inner.read(providerId, options);
+    return this.#guarded(() => this.inner.read(providerId, options), undefined);
   }
 
   async list(options) {
-    return this.authFile.error() ? [] : this.inner.list(options);
+    return this.#guarded(() => this.inner.list(options), []);
   }
 
   async modify(providerId, fn, options) {

@@ -4,10 +4,11 @@
 
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { JsonFile, blankJsonComments, describeJsonError } from "../pi_files.mjs";
+import { GuardedCredentials, JsonFile, blankJsonComments, describeJsonError } from "../pi_files.mjs";
 import { chat, makeAgentDir, spawnGateway, startFakeUpstream, startGateway, upstreamProvider } from "./helpers.mjs";
 
 const STORED = "sk-stored-secret-in-auth-json-0123456789";
@@ -182,4 +183,22 @@ test("files written by pi 1.6 itself: API key and OAuth in auth.json, a $ENV cus
     await child.exited;
     await up.close();
   }
+});
+
+test("GuardedCredentials: auth.json broken while running hides its credentials, fixed shows them again", async () => {
+  const { AuthStorage } = await import(new URL("./core/auth-storage.js", import.meta.resolve("@earendil-works/pi-coding-agent")).href);
+  const dir = mkdtempSync(join(tmpdir(), "aiipython-guard-"));
+  const path = join(dir, "auth.json");
+  const good = JSON.stringify({ fake: { type: "api_key", key: STORED } });
+  writeFileSync(path, good, { mode: 0o600 });
+  const file = new JsonFile(path);
+  const creds = new GuardedCredentials(AuthStorage.create(path), file);
+  assert.equal((await creds.read("fake")).key, STORED);
+  writeFileSync(path, `${good.slice(0, -1)},`, { mode: 0o600 }); // broken (and a different size: a new revision)
+  assert.equal(await creds.read("fake"), undefined, "no stored credential while it does not parse");
+  assert.equal(await creds.read("fake", { signal: new AbortController().signal }), undefined, "with a signal too");
+  assert.deepEqual(await creds.list(), []);
+  writeFileSync(path, `${good}\n`, { mode: 0o600 });
+  assert.equal((await creds.read("fake")).key, STORED, "back once it parses");
+  assert.equal((await creds.list()).length, 1);
 });
