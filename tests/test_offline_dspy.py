@@ -37,10 +37,13 @@ SIGNATURES: list[tuple[Any, dict[str, str]]] = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _own_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _own_gateway() -> Iterator[None]:
+    from aiipython._local_model import close_local_model
+
     close_gateway()
     yield
     close_gateway()
+    close_local_model()  # the process-wide server this module started is not the next module's
 
 
 @pytest.fixture(autouse=True)
