@@ -161,6 +161,20 @@ def test_upstream_500_ends_the_stream_and_complete_raises(client, fake_upstream)
         aiipython.complete(FAKE, "hi", client=client)
 
 
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: aiipython.quick("hi", FAKE, reasoning="off"), "'minimal', 'low', 'medium', 'high', 'xhigh', 'max'"),
+    (lambda: aiipython.quick("hi", FAKE, max_tokens="lots"), "max_tokens"),  # type: ignore[arg-type]
+    (lambda: aiipython.complete(FAKE, ["hi"]), "context must be a Context"),  # type: ignore[arg-type]
+    (lambda: aiipython.stream(FAKE, "hi", {"max_tokens": 3}), "options must be a StreamOptions"),  # type: ignore[arg-type]
+], ids=["quick-reasoning-off", "quick-max-tokens", "complete-context", "stream-options"])
+def test_bad_arguments_are_configuration_errors(fake_upstream, call, match: str) -> None:  # type: ignore[no-untyped-def]
+    """A bad argument is aiipython's ConfigurationError (still a ValueError), naming what is
+    accepted, raised before any call (and before the backend is chosen)."""
+    with pytest.raises(aiipython.ConfigurationError, match=match):
+        call()
+    assert fake_upstream.calls == 0
+
+
 def test_option_the_gateway_cannot_carry_is_an_error(client) -> None:
     with pytest.raises(aiipython.ConfigurationError, match="api_key"):
         aiipython.complete(FAKE, "hi", StreamOptions(api_key="x"), client=client)
