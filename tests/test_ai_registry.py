@@ -89,6 +89,39 @@ def test_costs_equal_pis_own(client, fake_upstream) -> None:
     assert estimate_cost(get_model(FAKE, client=client), 1_000_000) == pytest.approx(1.0)
 
 
+def test_an_unknown_price_is_not_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model without a known price: calculate_cost says unknown, estimate_cost is None, and
+    ``aiipython cost`` prints "unknown" (null in --json), sorted after the priced models."""
+    from click.testing import CliRunner
+
+    from aiipython import Cost, Model, ModelCost, Usage
+    from aiipython._ai import registry
+    from aiipython._cli import cli
+
+    assert registry._model({"id": "m", "provider": "p"}, None).cost.known is False  # listing without cost
+    unpriced = Model(id="mystery", provider="p", name="Mystery", cost=ModelCost(known=False))
+    priced = Model(id="cheap", provider="p", name="Cheap", cost=ModelCost(input=1.0, output=2.0))
+    assert calculate_cost(unpriced, Usage(input=1000, output=10)) == Cost(known=False)
+    assert estimate_cost(unpriced, 1000, 10) is None
+    assert estimate_cost(priced, 1_000_000, 1_000_000) == pytest.approx(3.0)
+    with pytest.raises(aiipython.ConfigurationError, match="cached_tokens"):
+        estimate_cost(priced, 5, cached_tokens=6)
+    models = {m.full_id: m for m in (unpriced, priced)}
+    monkeypatch.setattr(registry, "get_model", lambda name, **_: models[name])
+
+    def cost(*args: str) -> str:
+        out = CliRunner().invoke(cli, ["cost", *args])
+        assert out.exit_code == 0, out.output
+        return out.output
+
+    assert cost("p/mystery", "--input", "1000") == "Estimated cost: unknown (no price for this model) on p/mystery\n"
+    table = cost("--compare", "p/mystery", "p/cheap", "--input", "1000000").splitlines()
+    assert [line.split() for line in table] == [["p/cheap", "$1.00"],
+                                                ["p/mystery", "unknown", "(no", "price", "for", "this", "model)"]]
+    rows = json.loads(cost("--compare", "p/mystery", "p/cheap", "--input", "1000000", "--json"))["costs"]
+    assert [(r["model"], r["total"], r["known"]) for r in rows] == [("p/cheap", 1.0, True), ("p/mystery", None, False)]
+
+
 def test_sync_models_then_enrichment(client, cache_dir: Path, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/api.json").respond_with_json(DEV)
     result = sync_models(httpserver.url_for("/api.json"))

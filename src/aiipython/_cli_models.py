@@ -4,14 +4,22 @@ typed API's registry and cost functions (docs/python_api.md). ``--json`` prints 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from ._ai.types import Cost
 
 __all__ = ["cost", "models_info", "models_sync"]
 
 
 def _money(dollars: float) -> str:
     return f"${dollars:.6f}" if 0 < dollars < 0.01 else f"${dollars:.4f}" if dollars < 1 else f"${dollars:,.2f}"
+
+
+#: What ``cost`` prints for a model without a known price (never $0).
+_UNKNOWN = "unknown (no price for this model)"
 
 
 @click.command("info")
@@ -34,7 +42,7 @@ def models_info(model: str, as_json: bool) -> None:
     rows = [("Name", m.name), ("Provider", m.provider), ("Context", f"{m.limits.context:,} tokens"),
             ("Max output", f"{m.limits.output:,} tokens"),
             ("Cost", f"${m.cost.input:g}/1M input, ${m.cost.output:g}/1M output, ${m.cost.cache_read:g}/1M cache "
-                     f"read, ${m.cost.cache_write:g}/1M cache write"),
+                     f"read, ${m.cost.cache_write:g}/1M cache write" if m.cost.known else _UNKNOWN),
             ("Capabilities", ", ".join(caps) or "-"),
             ("Modalities", f"{', '.join(m.modalities.input)} (input) -> {', '.join(m.modalities.output)} (output)"),
             ("Thinking levels", ", ".join(m.thinking_levels)),
@@ -87,17 +95,27 @@ def cost(models: tuple[str, ...], input_tokens: int, output_tokens: int, cached_
         raise click.UsageError("--cached counts part of --input, so it cannot be larger")
     usage = Usage(input=input_tokens - cached_tokens, output=output_tokens, cache_read=cached_tokens)
     rows = [(m.full_id, calculate_cost(m, usage)) for m in (get_model(name) for name in models)]
-    rows.sort(key=lambda row: row[1].total)
+    rows.sort(key=lambda row: (not row[1].known, row[1].total))  # unknown prices last
     if as_json:
         click.echo(json.dumps({"input_tokens": input_tokens, "output_tokens": output_tokens,
                                "cached_tokens": cached_tokens,
-                               "costs": [{"model": name, **c.model_dump()} for name, c in rows]}, indent=2))
+                               "costs": [{"model": name, **_cost_json(c)} for name, c in rows]}, indent=2))
         return
     if not compare:
         name, c = rows[0]
+        if not c.known:
+            click.echo(f"Estimated cost: {_UNKNOWN} on {name}")
+            return
         click.echo(f"Estimated cost: {_money(c.total)} ({_money(c.input + c.cache_read)} input + "
                    f"{_money(c.output)} output) on {name}")
         return
     width = max(len(name) for name, _ in rows)
     for name, c in rows:
-        click.echo(f"  {name:<{width}}  {_money(c.total)}")
+        click.echo(f"  {name:<{width}}  {_money(c.total) if c.known else _UNKNOWN}")
+
+
+def _cost_json(c: Cost) -> dict[str, Any]:
+    """A cost's dollars as ``cost --json`` prints them: every amount null when the price is unknown
+    (as ``ask --json`` prints ``cost_usd``), with ``known``."""
+    amounts = c.model_dump(exclude={"known"})
+    return {**(amounts if c.known else dict.fromkeys(amounts)), "known": c.known}

@@ -130,7 +130,8 @@ def openai_usage(usage: Any) -> dict[str, Any]:
     """pi's ``usage`` → OpenAI-shaped token counts and dollars (docs/protocol.md "POST /lm/complete").
 
     pi's ``input`` excludes cached tokens, so ``prompt_tokens = input + cacheRead + cacheWrite``,
-    ``completion_tokens = output``, ``total_tokens`` their sum; ``cost_usd`` is pi's ``cost.total``.
+    ``completion_tokens = output``, ``total_tokens`` their sum; ``cost_usd`` is pi's ``cost.total``,
+    None when the cost says it is unknown (``known: false``, :class:`aiipython.Cost`).
     """
     usage = usage if isinstance(usage, dict) else {}
     cache_read = int(usage.get("cacheRead") or 0)
@@ -140,7 +141,7 @@ def openai_usage(usage: Any) -> dict[str, Any]:
     cost = usage.get("cost") if isinstance(usage.get("cost"), dict) else {}
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
             "cache_read_tokens": cache_read, "cache_write_tokens": cache_write,
-            "cost_usd": float(cost.get("total") or 0.0)}
+            "cost_usd": None if cost.get("known") is False else float(cost.get("total") or 0.0)}
 
 
 async def _loop_guard(client: httpx.AsyncClient) -> AsyncIterator[None]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from .. import _errors as E
 from .._client import PiGatewayClient
 from .modelsdev import load_snapshot
 from .types import Cost, Usage
@@ -30,12 +31,15 @@ _CATALOG_TTL = 10.0
 
 
 class ModelCost(BaseModel):
-    """Dollars per million tokens (pi's ``cost``)."""
+    """Dollars per million tokens (pi's ``cost``). ``known`` is False when pi's listing gives the
+    model no ``cost``: the rates are then 0.0 meaning "unknown", not "free" (pi itself prices
+    every model it lists; a model pi prices at 0, e.g. a local one, is known and free)."""
 
     input: float = 0.0
     output: float = 0.0
     cache_read: float = 0.0
     cache_write: float = 0.0
+    known: bool = True
 
 
 class ModelLimits(BaseModel):
@@ -89,7 +93,8 @@ class Model(BaseModel):
 
 
 def _model(entry: dict[str, Any], dev: dict[str, Any] | None) -> Model:
-    cost = entry.get("cost") or {}
+    found_cost = entry.get("cost")
+    cost: dict[str, Any] = found_cost if isinstance(found_cost, dict) else {}
     inputs = [str(x) for x in entry.get("input") or ["text"]]
     d = dev or {}
     found = d.get("modalities")
@@ -98,7 +103,8 @@ def _model(entry: dict[str, Any], dev: dict[str, Any] | None) -> Model:
         id=str(entry["id"]), provider=str(entry["provider"]), name=str(entry.get("name") or entry["id"]),
         api=str(entry.get("api") or ""),
         cost=ModelCost(input=cost.get("input") or 0.0, output=cost.get("output") or 0.0,
-                       cache_read=cost.get("cache_read") or 0.0, cache_write=cost.get("cache_write") or 0.0),
+                       cache_read=cost.get("cache_read") or 0.0, cache_write=cost.get("cache_write") or 0.0,
+                       known=isinstance(found_cost, dict)),
         limits=ModelLimits(context=entry.get("context_window") or 0, output=entry.get("max_tokens") or 0),
         capabilities=ModelCapabilities(
             reasoning=bool(entry.get("reasoning")), tool_call=bool(d.get("tool_call", True)),
@@ -148,22 +154,24 @@ def get_models(provider: str | None = None, capability: str | None = None, modal
             ``temperature``.
         modality: an input modality (``image``).
         min_context: tokens; the context window is at least this.
-        max_cost_input: dollars per million input tokens; at most this.
+        max_cost_input: dollars per million input tokens; at most this (a model without a known
+            price is left out).
         available: only models pi has credentials for (True) or has not (False).
         client: the gateway to ask (default the process's).
 
     Raises:
-        ValueError: an unknown capability (the message lists the valid ones).
+        aiipython.ConfigurationError (a ValueError): an unknown capability (the message lists the
+            valid ones).
     """
     if capability is not None and capability not in CAPABILITIES:
-        raise ValueError(f"unknown capability {capability!r}; use one of: {', '.join(CAPABILITIES)}")
+        raise E.ConfigurationError(f"unknown capability {capability!r}; use one of: {', '.join(CAPABILITIES)}")
     _, models = _catalog(client)
     return [m for m in models
             if (provider is None or m.provider == provider)
             and (capability is None or getattr(m.capabilities, capability))
             and (modality is None or modality in m.modalities.input)
             and (min_context is None or m.limits.context >= min_context)
-            and (max_cost_input is None or m.cost.input <= max_cost_input)
+            and (max_cost_input is None or (m.cost.known and m.cost.input <= max_cost_input))
             and (available is None or m.available == available)]
 
 
@@ -183,9 +191,19 @@ def get_model(name: str, *, client: PiGatewayClient | None = None) -> Model:
 
 def calculate_cost(model: str | Model, usage: Usage, *, client: PiGatewayClient | None = None) -> Cost:
     """What ``usage`` costs on ``model``, in dollars, by pi-ai's ``calculateCost``: each count times
-    its price per million tokens (``usage.input`` excludes cached tokens, as pi counts)."""
+    its price per million tokens (``usage.input`` excludes cached tokens, as pi counts).
+
+    Returns:
+        A :class:`Cost`; ``Cost(known=False)`` (amounts 0.0) when the model has no known price
+        (``model.cost.known`` False).
+
+    Raises:
+        As :func:`get_model` for a ``str`` model.
+    """
     m = get_model(model, client=client) if isinstance(model, str) else model
     rates = m.cost
+    if not rates.known:
+        return Cost(known=False)
     cost = Cost(input=rates.input / 1e6 * usage.input, output=rates.output / 1e6 * usage.output,
                 cache_read=rates.cache_read / 1e6 * usage.cache_read,
                 cache_write=rates.cache_write / 1e6 * usage.cache_write)
@@ -194,10 +212,20 @@ def calculate_cost(model: str | Model, usage: Usage, *, client: PiGatewayClient 
 
 
 def estimate_cost(model: str | Model, input_tokens: int, output_tokens: int = 0, cached_tokens: int = 0, *,
-                  client: PiGatewayClient | None = None) -> float:
+                  client: PiGatewayClient | None = None) -> float | None:
     """Dollars a call would cost. ``input_tokens`` counts the whole prompt (OpenAI's
-    ``prompt_tokens``), of which ``cached_tokens`` are read from the provider's cache."""
+    ``prompt_tokens``), of which ``cached_tokens`` are read from the provider's cache.
+
+    Returns:
+        Dollars, or None when the model has no known price (never a 0 that means "unknown").
+
+    Raises:
+        aiipython.ConfigurationError (a ValueError): a negative count, or ``cached_tokens`` above
+            ``input_tokens``.
+        As :func:`get_model` for a ``str`` model.
+    """
     if not 0 <= cached_tokens <= input_tokens or output_tokens < 0:
-        raise ValueError("token counts must be >= 0, and cached_tokens at most input_tokens")
+        raise E.ConfigurationError("token counts must be >= 0, and cached_tokens at most input_tokens")
     usage = Usage(input=input_tokens - cached_tokens, output=output_tokens, cache_read=cached_tokens)
-    return calculate_cost(model, usage, client=client).total
+    cost = calculate_cost(model, usage, client=client)
+    return cost.total if cost.known else None

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -114,13 +114,29 @@ AssistantContent: TypeAlias = Annotated[TextContent | ThinkingContent | ToolCall
 
 
 class Cost(_Pi):
-    """Dollars (not per million): what a call cost, split like :class:`Usage`."""
+    """Dollars (not per million): what a call cost, split like :class:`Usage`.
+
+    ``known`` is False when there is no price for the model (the LiteLLM backend on a model
+    LiteLLM has no price for; a registry model without pi's ``cost``): the amounts are then 0.0
+    and mean "unknown", not "free", so check ``known`` before adding them up. pi's own ``Cost``
+    has no such field: a known cost serialises exactly as pi's (``known`` is left out of
+    ``model_dump`` / :meth:`to_pi`); an unknown one adds ``known: false``, which
+    ``model_validate`` reads back.
+    """
 
     input: float = 0.0
     output: float = 0.0
     cache_read: float = 0.0
     cache_write: float = 0.0
     total: float = 0.0
+    known: bool = True
+
+    @model_serializer(mode="wrap")
+    def _pi_shape(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.known:
+            data.pop("known", None)
+        return data
 
 
 class Usage(_Pi):
