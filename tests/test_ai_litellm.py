@@ -91,6 +91,44 @@ def test_litellm_500_is_an_error_event_and_complete_raises(fake_upstream) -> Non
 
 
 @pytest.mark.usefixtures("litellm_env")
+def test_content_filter_is_an_error_on_both_backends(client, fake_upstream) -> None:
+    """One mapping (pi-ai's mapStopReason): finish_reason content_filter ends the stream with
+    ``error`` and UpstreamError on pi and on LiteLLM alike, after the text that came."""
+    finish = "content_filter"
+    on_pi, on_litellm = _both(client, fake_upstream, Reply("half an answ", finish_reason=finish), "hi")
+    kinds = [e.type for e in on_pi]
+    assert [e.type for e in on_litellm] == kinds
+    assert kinds[:3] == ["start", "text_start", "text_delta"] and kinds[-2:] == ["text_end", "error"]
+    for last in (on_pi[-1], on_litellm[-1]):
+        assert isinstance(last, ErrorEvent) and last.reason is StopReason.ERROR
+        assert isinstance(last.exception, aiipython.UpstreamError)
+        assert f"Provider finish_reason: {finish}" in (last.error.error_message or "")
+        assert last.error.text == "half an answ"
+    fake_upstream.enqueue(Reply("withheld", finish_reason="content_filter"))
+    with pytest.raises(aiipython.UpstreamError, match="content_filter"):
+        aiipython.complete(LITELLM, "hi", backend="litellm")
+
+
+@pytest.mark.usefixtures("litellm_env")
+def test_litellm_cost_unknown_is_not_zero(fake_upstream) -> None:
+    """LiteLLM has no price for openai/fake-model: ``Cost(known=False)``, said in pi's JSON too;
+    a model it prices has a known, non-zero cost."""
+    import litellm
+
+    fake_upstream.enqueue(Reply("free?", prompt_tokens=1000, completion_tokens=500))
+    unpriced = aiipython.complete(LITELLM, "hi", backend="litellm").usage
+    assert (unpriced.input, unpriced.output) == (1000, 500)
+    assert unpriced.cost.known is False and unpriced.cost.total == 0.0
+    assert unpriced.to_pi()["cost"]["known"] is False
+    assert aiipython.Usage.model_validate(unpriced.to_pi()).cost.known is False  # round trip
+    fake_upstream.enqueue(Reply("priced", prompt_tokens=1000, completion_tokens=500))
+    priced = aiipython.complete("openai/gpt-4o-mini", "hi", backend="litellm").usage.cost
+    price = litellm.model_cost["gpt-4o-mini"]
+    assert priced.known is True and "known" not in priced.to_pi()  # pi's own shape
+    assert priced.total == pytest.approx(1000 * price["input_cost_per_token"] + 500 * price["output_cost_per_token"])
+
+
+@pytest.mark.usefixtures("litellm_env")
 def test_litellm_breaking_out_closes_the_upstream_connection(fake_upstream) -> None:
     closed = threading.Event()
     fake_upstream.enqueue(Reply("one two three", closed=closed))

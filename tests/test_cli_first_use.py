@@ -244,6 +244,24 @@ def test_ask_json_cost_is_null_when_litellm_has_no_price(litellm_home: dict[str,
     assert (data["stop_reason"], data["usage"]["cost_usd"]) == ("stop", None)
 
 
+def test_ask_content_filter_is_an_error_on_both_backends(litellm_home: dict[str, str], fake_home: dict[str, str],
+                                                        fake_upstream) -> None:  # type: ignore[no-untyped-def]
+    """finish_reason content_filter: the text that came is streamed, then one ``Error:`` line and
+    exit 1, on LiteLLM (the typed API's mapping) as on pi; ``--json`` prints no success object."""
+    runs = {"litellm": (litellm_home, ("--lm-backend", "litellm", "--model", "openai/gpt-4o-mini")),
+            "pi": (fake_home, ("--model", FAKE))}
+    for backend, (env, args) in runs.items():
+        fake_upstream.enqueue(Reply(text="partial answer", finish_reason="content_filter"))
+        out = run(env, *args, "ask", "hi")
+        assert out.returncode == 1, (backend, out.stderr)
+        assert out.stdout.startswith("partial answer"), backend
+        (line,) = error_lines(out)
+        assert "Provider finish_reason: content_filter" in line, (backend, line)
+        fake_upstream.enqueue(Reply(text="partial answer", finish_reason="content_filter"))
+        out = run(env, *args, "ask", "hi", "--json")
+        assert (out.returncode, out.stdout) == (1, ""), (backend, out.stdout)
+
+
 def test_ask_json_has_the_same_keys_on_pi(fake_home: dict[str, str], fake_upstream) -> None:  # type: ignore[no-untyped-def]
     fake_upstream.enqueue(Reply(text="four", prompt_tokens=1000, completion_tokens=500, cached_tokens=200))
     data = json.loads(run(fake_home, "--model", FAKE, "ask", "2+2?", "--json").stdout)

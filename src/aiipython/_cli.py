@@ -101,9 +101,10 @@ def ask(ctx: click.Context, prompt: str | None, system: str | None, max_tokens: 
 
     --json prints {backend, model, text, stop_reason, usage: {prompt_tokens, completion_tokens,
     total_tokens, cache_read_tokens, cache_write_tokens, cost_usd}, latency_s}, the same on both
-    backends: stop_reason is pi's (stop, length, toolUse, error, aborted; LiteLLM's finish_reason
-    mapped to it), cost_usd in US dollars rounded to 1e-10 (null when LiteLLM has no price for
-    the model).
+    backends: stop_reason is pi's (stop, length, toolUse; LiteLLM's finish_reason mapped to it as
+    the typed API maps it), cost_usd in US dollars rounded to 1e-10 (null when LiteLLM has no
+    price for the model). A failed call, a provider's content filter included, is an error (exit
+    1) on both backends.
     """
     if prompt is None or prompt == "-":
         if prompt is None and sys.stdin.isatty():
@@ -143,52 +144,40 @@ def _ask_pi(model: str, messages: list[dict[str, Any]], max_tokens: int | None, 
             "usage": answer.usage}
 
 
-#: LiteLLM's (OpenAI's) finish_reason -> pi's StopReason.
-_FINISH_TO_STOP = {"stop": "stop", "length": "length", "tool_calls": "toolUse", "function_call": "toolUse",
-                   "content_filter": "error"}
-
-
 def _ask_lm(lm: Any, messages: list[dict[str, Any]], max_tokens: int | None, temperature: float | None,
             *, stream: bool) -> dict[str, Any]:
-    """One streamed ``litellm.completion`` with the StreamingLM's model and arguments (LiteLLM's
-    errors propagate to the CLI's error mapping)."""
-    import litellm
+    """One call of the StreamingLM's model through the typed API's LiteLLM backend
+    (``aiipython.stream(..., backend="litellm")``), so ``ask`` and the typed API share one mapping
+    of finish reasons, usage and cost. A failed call (a provider error, a content filter) raises
+    its typed error, as on pi.
 
-    litellm.suppress_debug_info = True  # this process is the CLI: no provider list on stdout
-    kwargs = {k: v for k, v in {**lm.kwargs, "max_tokens": max_tokens or lm.kwargs.get("max_tokens"),
-                                "temperature": temperature if temperature is not None
-                                else lm.kwargs.get("temperature")}.items() if v is not None}
-    chunks: list[Any] = []
-    parts: list[str] = []
-    finish: str | None = None
-    for chunk in litellm.completion(model=lm.model, messages=messages, stream=True,
-                                    stream_options={"include_usage": True}, **kwargs):
-        chunks.append(chunk)
-        for choice in chunk.choices or []:
-            delta = getattr(choice.delta, "content", None)
-            if delta:
-                parts.append(delta)
-                if stream:
-                    click.echo(delta, nl=False)
-                    sys.stdout.flush()
-            finish = choice.finish_reason or finish
-    response = litellm.stream_chunk_builder(chunks, messages=messages)
-    usage = getattr(response, "usage", None)
-    details = getattr(usage, "prompt_tokens_details", None)
-    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-    cost: float | None
-    try:
-        cost = float(litellm.completion_cost(completion_response=response, model=lm.model))
-    except Exception:  # LiteLLM raises for a model it has no price for: cost unknown
-        cost = None
-    return {"backend": "litellm", "model": str(lm.model), "text": "".join(parts),
-            "stop_reason": _FINISH_TO_STOP.get(finish or "", "error" if finish else None),
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens,
-                      "cache_read_tokens": int(getattr(details, "cached_tokens", 0) or 0),
-                      "cache_write_tokens": int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
-                      "cost_usd": cost}}
+    Raises:
+        aiipython.AiipythonError subclasses: the stream's ``error`` event's exception.
+    """
+    from . import _errors as E
+    from ._ai.api import stream as typed_stream
+    from ._ai.events import DoneEvent, ErrorEvent, TextDeltaEvent
+    from ._ai.types import Context, StreamOptions
+    from ._client import openai_usage
+
+    system = next((m["content"] for m in messages if m["role"] == "system"), None)
+    context = Context.model_validate({"system_prompt": system,
+                                      "messages": [m for m in messages if m["role"] != "system"]})
+    options = StreamOptions(
+        max_tokens=max_tokens or lm.kwargs.get("max_tokens") or lm.kwargs.get("max_completion_tokens"),
+        temperature=temperature if temperature is not None else lm.kwargs.get("temperature"))
+    message = None
+    for event in typed_stream(str(lm.model), context, options, backend="litellm"):
+        if isinstance(event, TextDeltaEvent) and stream:
+            click.echo(event.delta, nl=False)
+            sys.stdout.flush()
+        elif isinstance(event, ErrorEvent):
+            raise event.exception or E.UpstreamError(event.error.error_message or "the LiteLLM call failed")
+        elif isinstance(event, DoneEvent):
+            message = event.message
+    assert message is not None  # a stream ends with done or error
+    return {"backend": "litellm", "model": str(lm.model), "text": message.text,
+            "stop_reason": message.stop_reason.value, "usage": openai_usage(message.usage.to_pi())}
 
 
 def _default_name(data: dict[str, Any]) -> str | None:

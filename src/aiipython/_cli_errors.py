@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from ._errors import AiipythonError, ConfigurationError, ProviderNotFoundError
+from ._errors import AiipythonError, ConfigurationError, ProviderNotFoundError, lm_error_fix
 
 __all__ = ["ErrorMappingGroup"]
 
@@ -47,37 +47,6 @@ def _errors() -> Iterator[None]:
         raise mapped from exc
 
 
-#: DSPy's error classes (dspy.utils.exceptions) and LiteLLM's (litellm.exceptions), by class name
-#: (the nearest in the MRO wins): (what to do, usage error?).
-_FIXES: dict[str, tuple[str, bool]] = {
-    "LMConfigurationError": ("fix the LM's arguments as the message says", True),
-    "LMAuthError": ("check the provider's API key (e.g. OPENAI_API_KEY), or use pi's credentials with "
-                    "--lm-backend pi", False),
-    "AuthenticationError": ("check the provider's API key (e.g. OPENAI_API_KEY), or use pi's credentials with "
-                            "--lm-backend pi", False),
-    "PermissionDeniedError": ("the provider refused this key for this model; check its plan and access", False),
-    "LMBillingError": ("the provider's account needs credit or a plan", False),
-    "LMRateLimitError": ("the provider is rate-limiting; retry later", False),
-    "RateLimitError": ("the provider is rate-limiting; retry later", False),
-    "ContextWindowExceededError": ("shorten the prompt or use a model with a larger context window", False),
-    "LMUnsupportedModelError": ("check the model name; `aiipython models` lists pi's", False),
-    "NotFoundError": ("check the model name; `aiipython models` lists pi's", False),
-    "LMInvalidRequestError": ("check the model name and options", False),
-    "BadRequestError": ("check the model name and options", False),
-    "LMTimeoutError": ("the provider did not answer in time; retry, or raise the timeout", False),
-    "Timeout": ("the provider did not answer in time; retry, or raise the timeout", False),
-    "LMServerError": ("the provider failed or could not be reached; check the network (HTTPS_PROXY) and the "
-                      "provider's status, then retry", False),
-    "LMTransportError": ("the provider could not be reached; check the network (HTTPS_PROXY), then retry", False),
-    "APIConnectionError": ("the provider could not be reached; check the network (HTTPS_PROXY), then retry",
-                           False),
-    "InternalServerError": ("the provider failed or could not be reached; check the network (HTTPS_PROXY) and the "
-                            "provider's status, then retry", False),
-    "AdapterParseError": ("the model's answer did not follow DSPy's output format; retry, or use a stronger "
-                          "model", False),
-}
-
-
 def _dspy_or_litellm(exc: Exception) -> click.ClickException | None:
     """One ``Error:`` line for an exception raised by DSPy or LiteLLM (None for anything else)."""
     mro = type(exc).__mro__
@@ -87,8 +56,7 @@ def _dspy_or_litellm(exc: Exception) -> click.ClickException | None:
         return None
     text = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip()
     first = text.splitlines()[0].strip() if text else type(exc).__name__
-    fix, usage = next((_FIXES[c.__name__] for c in mro if c.__name__ in _FIXES),
-                      ("see the message; the call failed", False))
+    fix, usage = lm_error_fix(exc) or ("see the message; the call failed", False)
     source = "DSPy" if origin == "dspy" else "LiteLLM"
     mapped = _UsageProblem(f"{source}: {first} (to fix: {fix})") if usage else click.ClickException(
         f"{source}: {first} (to fix: {fix})")

@@ -402,3 +402,41 @@ def is_retryable(exc: BaseException) -> bool:
         exc,
         (RateLimitError, UpstreamTimeoutError, UpstreamError, GatewayExitedError, GatewayUnavailableError),
     )
+
+
+#: What to do about DSPy's error classes (dspy.utils.exceptions) and LiteLLM's (litellm.exceptions),
+#: by class name (the nearest in the MRO wins): (what to do, usage error?). The CLI's error line and
+#: the typed API's LiteLLM backend both name the fix from here.
+_LM_FIXES: dict[str, tuple[str, bool]] = {
+    "LMConfigurationError": ("fix the LM's arguments as the message says", True),
+    "LMAuthError": ("check the provider's API key (e.g. OPENAI_API_KEY), or use pi's credentials with "
+                    "--lm-backend pi", False),
+    "AuthenticationError": ("check the provider's API key (e.g. OPENAI_API_KEY), or use pi's credentials with "
+                            "--lm-backend pi", False),
+    "PermissionDeniedError": ("the provider refused this key for this model; check its plan and access", False),
+    "LMBillingError": ("the provider's account needs credit or a plan", False),
+    "LMRateLimitError": ("the provider is rate-limiting; retry later", False),
+    "RateLimitError": ("the provider is rate-limiting; retry later", False),
+    "ContextWindowExceededError": ("shorten the prompt or use a model with a larger context window", False),
+    "LMUnsupportedModelError": ("check the model name; `aiipython models` lists pi's", False),
+    "NotFoundError": ("check the model name; `aiipython models` lists pi's", False),
+    "LMInvalidRequestError": ("check the model name and options", False),
+    "BadRequestError": ("check the model name and options", False),
+    "LMTimeoutError": ("the provider did not answer in time; retry, or raise the timeout", False),
+    "Timeout": ("the provider did not answer in time; retry, or raise the timeout", False),
+    "LMServerError": ("the provider failed or could not be reached; check the network (HTTPS_PROXY) and the "
+                      "provider's status, then retry", False),
+    "LMTransportError": ("the provider could not be reached; check the network (HTTPS_PROXY), then retry", False),
+    "APIConnectionError": ("the provider could not be reached; check the network (HTTPS_PROXY), then retry",
+                           False),
+    "InternalServerError": ("the provider failed or could not be reached; check the network (HTTPS_PROXY) and the "
+                            "provider's status, then retry", False),
+    "AdapterParseError": ("the model's answer did not follow DSPy's output format; retry, or use a stronger "
+                          "model", False),
+}
+
+
+def lm_error_fix(exc: BaseException) -> tuple[str, bool] | None:
+    """(what to do, is it a usage error?) for a DSPy or LiteLLM exception, by the nearest class in
+    its MRO that :data:`_LM_FIXES` names; None for any other."""
+    return next((_LM_FIXES[c.__name__] for c in type(exc).__mro__ if c.__name__ in _LM_FIXES), None)

@@ -3,7 +3,9 @@
 LiteLLM's streaming chunks (``content``, ``reasoning_content``, tool-call deltas, the final usage
 chunk) become pi-shaped delta frames fed to the same :class:`Assembler`, so both backends give
 one event sequence for one upstream reply. Usage follows pi's rule (``input`` excludes cached
-tokens); cost is LiteLLM's price for the model, 0 when it has none. litellm is imported only
+tokens); cost is LiteLLM's price for the model, ``Cost(known=False)`` when it has none.
+finish_reason maps to pi's stop reason as pi-ai's openai-completions maps it (:data:`_FINISH`);
+``aiipython ask`` streams through here too, so this is the one mapping. litellm is imported only
 here, with ``LITELLM_LOCAL_MODEL_COST_MAP=True`` (no network at import).
 """
 
@@ -32,8 +34,16 @@ from .types import (
 
 __all__ = ["LiteLLMBackend"]
 
-_FINISH = {"stop": StopReason.STOP, "length": StopReason.LENGTH, "tool_calls": StopReason.TOOL_USE,
-           "function_call": StopReason.TOOL_USE}
+#: LiteLLM's (OpenAI's) finish_reason -> pi's StopReason, as pi-ai's openai-completions
+#: ``mapStopReason`` maps it. ``content_filter`` is ERROR: OpenAI means "content was omitted due to
+#: a flag from our content filters" (LiteLLM maps Gemini's SAFETY/RECITATION and Bedrock's
+#: guardrails to it too), so the reply is withheld or cut, not a finished answer; pi reports it as
+#: an error ("Provider finish_reason: content_filter"), which the gateway raises as UpstreamError,
+#: and the LiteLLM backend must not call the same reply a success. A finish_reason not listed here
+#: is an error as well (pi's default), though LiteLLM already turns one it does not know into
+#: "stop" before it reaches us; none at all is STOP.
+_FINISH = {"stop": StopReason.STOP, "end": StopReason.STOP, "length": StopReason.LENGTH,
+           "tool_calls": StopReason.TOOL_USE, "function_call": StopReason.TOOL_USE}
 
 
 def _litellm() -> Any:
@@ -65,7 +75,7 @@ def _kwargs(model: str, context: Context, options: StreamOptions | None) -> dict
 
 def _error(exc: Exception, model: str) -> E.AiipythonError:
     """LiteLLM's exception as aiipython's typed error (by HTTP status; its text is not copied: it
-    may hold credentials)."""
+    may hold credentials), naming the fix when the exception's class has one (``_errors``)."""
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
     provider = model.split("/", 1)[0] if "/" in model else None
@@ -84,8 +94,10 @@ def _error(exc: Exception, model: str) -> E.AiipythonError:
     else:
         cls = E.UpstreamError
     where = f"HTTP {status}, " if isinstance(status, int) else ""
-    return cls(f"LiteLLM call to {model!r} failed ({where}{name})", status=status if isinstance(status, int) else None,
-               model=model, provider=provider)
+    found = E.lm_error_fix(exc)
+    fix = f" (to fix: {found[0]})" if found is not None else ""
+    return cls(f"LiteLLM call to {model!r} failed ({where}{name}){fix}",
+               status=status if isinstance(status, int) else None, model=model, provider=provider)
 
 
 class _Chunks:
@@ -164,11 +176,21 @@ class _Chunks:
         return self._frame("toolcall_end", contentIndex=index, toolCall=done)
 
     def done(self) -> list[AssistantMessageEvent]:
-        events = [e for e in (self._end(i) for i in range(self.count)) if e is not None]
+        """The block ends, then ``done`` — or, for a finish_reason pi calls an error
+        (``content_filter``, an unknown one; :data:`_FINISH`), the ``error`` event with
+        :class:`UpstreamError`, as the gateway reports the same reply."""
+        events: list[AssistantMessageEvent] = [e for e in (self._end(i) for i in range(self.count)) if e is not None]
         partial = self.assembler.partial
+        usage = self._usage()
+        stop = _FINISH.get(self.finish or "stop")
+        if stop is None:
+            partial.api, partial.usage = "litellm", usage
+            events.append(self.assembler.error(E.UpstreamError(
+                f"upstream error: Provider finish_reason: {str(self.finish)[:64]}", model=self.model,
+                provider=self.model.split("/", 1)[0] if "/" in self.model else None)))
+            return events
         message = AssistantMessage(content=[c.model_copy() for c in partial.content], api="litellm",
-                                   provider=partial.provider, model=partial.model, usage=self._usage(),
-                                   stop_reason=_FINISH.get(self.finish or "stop", StopReason.STOP))
+                                   provider=partial.provider, model=partial.model, usage=usage, stop_reason=stop)
         if message.stop_reason is StopReason.STOP and any(isinstance(c, ToolCall) for c in message.content):
             message.stop_reason = StopReason.TOOL_USE
         self.assembler.final = message
@@ -194,8 +216,8 @@ class _Chunks:
             prompt_cost, completion_cost = _litellm().cost_per_token(
                 model=self.model, prompt_tokens=usage.input + usage.cache_read + usage.cache_write,
                 completion_tokens=usage.output, cache_read_input_tokens=usage.cache_read)
-        except Exception:  # LiteLLM has no price for the model: cost unknown, 0
-            return Cost()
+        except Exception:  # LiteLLM has no price for the model: unknown, not $0
+            return Cost(known=False)
         return Cost(input=float(prompt_cost), output=float(completion_cost),
                     total=float(prompt_cost) + float(completion_cost))
 
