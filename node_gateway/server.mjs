@@ -110,6 +110,9 @@ if (settings.workers > 1 && !isWorker) {
 }
 
 async function serve() {
+  // Before anything imports them: the install's bundles of many-file packages (prebundle.mjs).
+  const { usePrebundled } = await import("./prebundle.mjs");
+  const prebundled = usePrebundled();
   const { installDispatcher } = await import("./dispatcher.mjs"); // not in a primary: it serves nothing
   installDispatcher(); // before pi loads and before any fetch
 
@@ -191,6 +194,7 @@ async function serve() {
   } catch (err) {
     fail(`cannot listen on ${settings.host}:${settings.port}: ${err.message}`);
   }
+  logger.debug({ event: "prebundled", ...prebundled });
   const modelsError = adapter.modelsJsonError();
   if (modelsError) logger.warn({ event: "models_json_error", message: modelsError });
   const ready = {

@@ -105,3 +105,39 @@ def test_a_killed_parent_leaves_no_npm_running(tmp_path: Path) -> None:
             if parent.poll() is None:
                 parent.kill()
                 parent.wait()
+
+
+def test_start_up_bundles_that_cannot_be_built_do_not_fail_the_install(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """The fake npm installs no esbuild: prebundle.mjs fails, the install is still complete and
+    usable, the marker says why, and one warning names the cost (a slower start)."""
+    settings = load_settings({"AIIPYTHON_CACHE_DIR": str(tmp_path / "cache")})
+    with caplog.at_level("WARNING", logger="aiipython"):
+        done = install_gateway(settings, _fake_runtime(tmp_path), progress=False)
+    assert is_installed(settings)
+    record = json.loads((done.root / ".aiipython-install-complete").read_text())
+    assert "esbuild" in record["prebundled"]["error"]
+    assert any("start-up bundles were not built" in r.getMessage() for r in caplog.records)
+    assert not (done.root / "prebundled").exists()
+
+
+def test_the_real_install_loads_its_start_up_bundles(tmp_path: Path) -> None:
+    """The warm install the suite runs on: prebundle.mjs bundled every listed package, and a gateway
+    started from that install loads them (its debug line) instead of the original files."""
+    settings = load_settings()
+    done = install_gateway(settings, find_node(settings), progress=False)
+    record = json.loads((done.root / ".aiipython-install-complete").read_text())
+    assert set(record["prebundled"]["packages"]) == {"typebox", "undici", "@earendil-works/pi-schema"}
+    assert record["prebundled"]["skipped"] == {}
+    env = dict(os.environ, AIIPYTHON_GATEWAY_TOKEN="t-prebundle-check", AIIPYTHON_GATEWAY_LOG_LEVEL="debug",
+               PI_OFFLINE="1", PI_CODING_AGENT_DIR=str(tmp_path / "agent"))
+    with subprocess.Popen([str(find_node(settings).node), str(done.server)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
+        ready = json.loads(proc.stdout.readline())  # the debug line comes before the readiness line
+        proc.stdin.close()  # stdin EOF: the gateway exits
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
+    assert ready["event"] == "ready"
+    used = [json.loads(line) for line in err.splitlines() if '"prebundled"' in line]
+    assert used and sorted(used[0]["used"]) == sorted(record["prebundled"]["packages"]), err[-2000:]
