@@ -22,7 +22,7 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_run import start_child, write_agent_dir
+from bench_run import merge_into_json, start_child, write_agent_dir
 
 TARGET_MS = 0.1
 
@@ -78,10 +78,7 @@ def main() -> None:
             }
             print(json.dumps(result, indent=2))
             if "--merge" in sys.argv:
-                path = Path(sys.argv[sys.argv.index("--merge") + 1])
-                data = json.loads(path.read_text()) if path.exists() else {}
-                data["typed_api"] = result
-                path.write_text(json.dumps(data, indent=1) + "\n")
+                merge_into_json(Path(sys.argv[sys.argv.index("--merge") + 1]), "typed_api", result)
         finally:
             client.close()
             gateway.close()

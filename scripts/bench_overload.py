@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS))
 
-from bench_run import MESSAGES, MODEL, log, pct, start_child, write_agent_dir  # noqa: E402
+from bench_run import MESSAGES, MODEL, log, merge_into_json, pct, start_child, write_agent_dir  # noqa: E402
 
 STATUS_LUA = r"""
 wrk.method = os.getenv("BENCH_METHOD") or "POST"
@@ -217,10 +217,7 @@ def main() -> int:
     print(json.dumps(results, indent=2))
     print("\n".join(report(results)))
     if args.merge:
-        path = Path(args.merge)
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data["overload"] = results
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        merge_into_json(Path(args.merge), "overload", results)
     return 0
 
 

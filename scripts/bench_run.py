@@ -76,6 +76,14 @@ def summary(rounds: list[list[float]]) -> dict[str, Any]:
     }
 
 
+def merge_into_json(path: Path, key: str, value: Any) -> None:
+    """Set ``key`` of the JSON object in ``path`` to ``value`` (a new file if there is none), keeping
+    the other keys: how the parts of ``scripts/bench`` add their figures to docs/benchmarks.json."""
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = value
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
 # ---- child processes -------------------------------------------------------------------------
 
 

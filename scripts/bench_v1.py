@@ -44,7 +44,8 @@ REPO = SCRIPTS.parent
 sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(REPO / "tests"))
 
-from bench_run import MESSAGES, log, pct, run_wrk, start_child, write_agent_dir  # noqa: E402
+from bench_run import MESSAGES, log, merge_into_json, pct, run_wrk, start_child, write_agent_dir  # noqa: E402
+from litellm_proxy import PROXY_PYTHON, LiteLLMProxy, free_port  # noqa: E402
 
 #: What scripts/bench installs for this comparison (exact versions: a rerun compares the same).
 PEERS = {"@victor-software-house/pi-openai-proxy": "4.9.5", "bun": "1.4.5"}
@@ -52,14 +53,6 @@ RATIO_MAX = 2.0
 V1_VS_NATIVE_MIN = 0.9
 LITELLM_KEY = "sk-bench-litellm-master-0000"
 PROXY_TOKEN = "bench-pi-openai-proxy-token"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- pi-openai-proxy on Bun -------------------------------------------------------------------
@@ -168,15 +161,15 @@ def main() -> int:
     runtime = find_node(settings)
     results: dict[str, Any] = {"quick": q, "targets": {"ratio_max": RATIO_MAX, "v1_vs_native_min": V1_VS_NATIVE_MIN},
                                "client": "httpx.Client, one keep-alive connection per target, sequential"}
-    children: list[Any] = []
+    closers: list[Callable[[], None]] = []  # stopped in reverse order
     try:
         upstream = start_child("bench_upstream",
                                [str(runtime.node), str(SCRIPTS / "bench_upstream.mjs"), "--port", "0"])
-        children.append(upstream)
+        closers.append(upstream.close)
         up_url = upstream.info["url"]
         write_agent_dir(agent, up_url)
         gw = start_gateway(load_settings(), progress=False)
-        children.append(gw)
+        closers.append(gw.close)
 
         targets: dict[str, dict[str, Any]] = {
             "direct": {"url": up_url, "model": "fake-model", "token": None},
@@ -184,32 +177,18 @@ def main() -> int:
         }
         skipped: dict[str, str] = {}
 
-        proxy_python = REPO / ".venv-litellm-proxy/bin/python"
-        if proxy_python.exists():
-            import yaml
-
-            port = free_port()
-            cfg = tmp / "litellm.yaml"
-            cfg.write_text(yaml.safe_dump({
-                "model_list": [{"model_name": "fake-model", "litellm_params": {
-                    "model": "openai/fake-model", "api_base": up_url, "api_key": "sk-bench-not-a-secret"}}],
-                "general_settings": {"master_key": LITELLM_KEY}}))
-            env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_TELEMETRY="False", NO_DOCS="True",
-                       DISABLE_ADMIN_UI="True")  # not LITELLM_LOG=ERROR: it silences the ready line
-            log("v1: starting the LiteLLM proxy")
-            try:
-                lp = Server("LiteLLM proxy", [str(proxy_python), "-m", "litellm.proxy.proxy_cli", "--config", str(cfg),
-                                              "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
-                            env, "Uvicorn running on", timeout=300)
-                children.append(lp)
-                version = subprocess.run([str(proxy_python), "-c", "import importlib.metadata as m; "
-                                          "print(m.version('litellm'))"], capture_output=True, text=True).stdout.strip()
-                targets["litellm_proxy"] = {"url": f"http://127.0.0.1:{port}/v1", "model": "fake-model",
-                                            "token": LITELLM_KEY, "pid": lp.pid, "version": version}
-            except RuntimeError as exc:
-                skipped["litellm_proxy"] = str(exc)[:600]
-        else:
-            skipped["litellm_proxy"] = f"no {proxy_python}: run scripts/setup --dev"
+        log("v1: starting the LiteLLM proxy")
+        try:
+            lp = LiteLLMProxy([{"model_name": "fake-model", "litellm_params": {
+                "model": "openai/fake-model", "api_base": up_url, "api_key": "sk-bench-not-a-secret"}}],
+                master_key=LITELLM_KEY, workdir=tmp).start()
+            closers.append(lp.stop)
+            version = subprocess.run([str(PROXY_PYTHON), "-c", "import importlib.metadata as m; "
+                                      "print(m.version('litellm'))"], capture_output=True, text=True).stdout.strip()
+            targets["litellm_proxy"] = {"url": lp.url + "/v1", "model": "fake-model",
+                                        "token": LITELLM_KEY, "pid": lp.pid, "version": version}
+        except RuntimeError as exc:  # no .venv-litellm-proxy, or it did not start
+            skipped["litellm_proxy"] = str(exc)[:600]
 
         peers = install_peers(runtime, cache_root(settings) / "bench-peers")
         if "error" in peers:
@@ -221,7 +200,7 @@ def main() -> int:
             log(f"v1: starting pi-openai-proxy {peers['version']} on Bun {peers['bun_version']}")
             try:
                 px = Server("pi-openai-proxy", [peers["bun"], peers["entry"]], env, "listening on", cwd=tmp)
-                children.append(px)
+                closers.append(px.close)
                 targets["pi_openai_proxy"] = {"url": f"http://127.0.0.1:{port}/v1", "model": "fake-model",
                                               "token": PROXY_TOKEN, "pid": px.pid, "version": peers["version"],
                                               "runtime": f"Bun {peers['bun_version']}",
@@ -322,16 +301,13 @@ def main() -> int:
         for c in clients.values():
             c.close()
     finally:
-        for child in reversed(children):
+        for close in reversed(closers):
             with contextlib.suppress(Exception):
-                child.close()
+                close()
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(results, indent=1))
     if args.merge:
-        path = Path(args.merge)
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data["v1"] = results
-        path.write_text(json.dumps(data, indent=1) + "\n")
+        merge_into_json(Path(args.merge), "v1", results)
     return 0
 
 

@@ -1,5 +1,5 @@
-"""A real LiteLLM proxy (``python -m litellm.proxy.proxy_cli``) for tests, from the venv that
-``scripts/setup --dev`` makes (``.venv-litellm-proxy``, tests/requirements-litellm-proxy.txt).
+"""A real LiteLLM proxy (``python -m litellm.proxy.proxy_cli``) for tests and scripts/bench_v1.py, from
+the venv that ``scripts/setup --dev`` makes (``.venv-litellm-proxy``, tests/requirements-litellm-proxy.txt).
 
 Ready when uvicorn announces that it listens (read from its output, never a sleep); stopped with
 SIGTERM then SIGKILL. Loopback only. ``start()`` again after ``stop()`` reuses the same port."""
@@ -44,6 +44,13 @@ class LiteLLMProxy:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The proxy's process id, once started."""
+        if self.proc is None:
+            raise RuntimeError("the LiteLLM proxy is not running")
+        return self.proc.pid
 
     def start(self) -> LiteLLMProxy:
         env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
