@@ -44,3 +44,42 @@ describe("response schemas", () => {
     assert.ok(gw.logs.some((line) => line.includes("internal_error") && line.includes("provider")));
   });
 });
+
+describe("schemas compile on a route's first request, not at start-up", () => {
+  test("nothing compiles while the app boots; each route compiles once, with ajv's errors kept", async () => {
+    const { default: Fastify } = await import("fastify");
+    const { compileOnFirstUse } = await import("../app.mjs");
+    const compiled = [];
+    const counting = (selector) => (...args) => {
+      const build = selector(...args);
+      return (route) => {
+        compiled.push(`${route.method} ${route.url} ${route.httpPart ?? "response"}`);
+        return build(route);
+      };
+    };
+    const { createRequire } = await import("node:module");
+    const req = createRequire(import.meta.resolve("fastify"));
+    const app = Fastify({
+      schemaController: {
+        compilersFactory: {
+          buildValidator: compileOnFirstUse(counting(req("@fastify/ajv-compiler")())),
+          buildSerializer: compileOnFirstUse(counting(req("@fastify/fast-json-stringify-compiler")())),
+        },
+      },
+    });
+    const body = { type: "object", required: ["n"], properties: { n: { type: "integer" } } };
+    const reply = { 200: { type: "object", properties: { n: { type: "integer" } } } };
+    app.post("/a", { schema: { body, response: reply } }, async (r) => ({ n: r.body.n, dropped: true }));
+    app.post("/b", { schema: { body } }, async () => ({}));
+    await app.ready();
+    assert.deepEqual(compiled, [], "no schema compiled at start-up");
+    const bad = await app.inject({ method: "POST", url: "/a", payload: { n: "x" } });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.json().message, /body\/n must be integer/);
+    const good = await app.inject({ method: "POST", url: "/a", payload: { n: 2 } });
+    assert.deepEqual(good.json(), { n: 2 }); // serialised by the response schema
+    await app.inject({ method: "POST", url: "/a", payload: { n: 3 } });
+    assert.deepEqual(compiled.sort(), ["POST /a body", "POST /a response"], "once per route, /b never");
+    await app.close();
+  });
+});
