@@ -3,6 +3,7 @@ that reaches each model through the gateway's OpenAI-compatible endpoint, prices
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -68,8 +69,24 @@ def _cli_config(gateway: Any, out_file: Path, *args: str) -> dict[str, Any]:
     return data
 
 
+@pytest.fixture
+def litellm_clients() -> Iterator[None]:
+    """Close the sync HTTP clients litellm caches per model (its own exit hook closes only the async
+    ones), so their keep-alive sockets are not left to the garbage collector at exit."""
+    yield
+    import litellm
+
+    cache = litellm.in_memory_llm_clients_cache
+    for handler in list(getattr(cache, "cache_dict", {}).values()):
+        close = getattr(handler, "close", None)
+        if callable(close) and not asyncio.iscoroutinefunction(close):
+            close()
+    cache.flush_cache()
+
+
 def test_the_generated_yaml_loads_in_a_litellm_router_that_calls_the_gateway(
-        gateway: Any, fake_upstream: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        gateway: Any, fake_upstream: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        litellm_clients: None) -> None:
     import litellm
 
     data = _cli_config(gateway, tmp_path / "router.yaml")
@@ -102,7 +119,7 @@ def local_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.mark.e2e
 def test_a_router_completion_on_the_local_model(local_gateway: Any, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                monkeypatch: pytest.MonkeyPatch, litellm_clients: None) -> None:
     import litellm
 
     data = _cli_config(local_gateway, tmp_path / "router.yaml", "--provider", "local")
