@@ -110,13 +110,18 @@ if (settings.workers > 1 && !isWorker) {
 }
 
 async function serve() {
+  // ms since the process started at each step, for the debug line after listen (scripts/bench).
+  const phases = { serve: Math.round(performance.now()) };
+  const phase = (name) => (phases[name] = Math.round(performance.now()));
   // Before anything imports them: the install's bundles of many-file packages (prebundle.mjs).
   const { usePrebundled } = await import("./prebundle.mjs");
   const prebundled = usePrebundled();
   const { installDispatcher } = await import("./dispatcher.mjs"); // not in a primary: it serves nothing
   installDispatcher(); // before pi loads and before any fetch
+  phase("undici");
 
   const { buildApp, createLogger, GATEWAY_VERSION } = await import("./app.mjs");
+  phase("fastify_and_routes");
   const { redact } = await import("./errors.mjs");
   const logger = createLogger({ level: settings.logLevel });
 
@@ -131,12 +136,14 @@ async function serve() {
 
   const { createAdapter, defaultAgentDir } = await import("./pi_adapter.mjs");
 
+  phase("pi_modules");
   let adapter;
   try {
     adapter = await createAdapter({ agentDir: defaultAgentDir(process.env), providers: settings.providers });
   } catch (err) {
     fail(`cannot start pi: ${err.message}`);
   }
+  phase("pi_runtime");
   if (isWorker) shareRegistrations(adapter); // PUT /providers reaches every worker
   const { AgentBus, RemoteAgentBus } = await import("./agent_bus.mjs");
   const agentBus = isWorker ? new RemoteAgentBus(process) : new AgentBus(); // one store for the group: the primary's
@@ -157,6 +164,7 @@ async function serve() {
     agentBus,
   });
 
+  phase("app_built");
   let stopping = false;
   let stopAccepting = () => {};
   async function shutdown(why) {
@@ -194,7 +202,9 @@ async function serve() {
   } catch (err) {
     fail(`cannot listen on ${settings.host}:${settings.port}: ${err.message}`);
   }
+  phase("listening");
   logger.debug({ event: "prebundled", ...prebundled });
+  logger.debug({ event: "startup_phases", ms_since_process_start: phases });
   const modelsError = adapter.modelsJsonError();
   if (modelsError) logger.warn({ event: "models_json_error", message: modelsError });
   const ready = {

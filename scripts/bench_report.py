@@ -511,6 +511,21 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
     else:
         w("| first `npm ci` into an empty cache | skipped (`--skip-npm-ci`) | | |")
     w("")
+    ph = su.get("phases_ms")
+    if ph:
+        labels = {"serve": "Node itself, to the first line of serve()", "undici": "undici (dispatcher.mjs)",
+                  "fastify_and_routes": "fastify and the gateway's modules (app.mjs, routes)",
+                  "pi_modules": "pi-ai, its provider catalogs, pi-coding-agent's runtime modules (pi_adapter.mjs)",
+                  "pi_runtime": "pi's ModelRuntime created (models.json, auth.json, echo provider)",
+                  "app_built": "the fastify app built (buildApp)", "listening": "listening (schemas compile later, on first use)"}
+        prev, parts = 0.0, []
+        for name, at in ph.items():
+            parts.append(f"{labels.get(name, name)} {at - prev:.0f} ms")
+            prev = at
+        w("Where a start goes (the gateway's own `startup_phases` debug line, medians of the same number of starts, "
+          "ms since its process started; the rest of spawn → ready is the Python side and the spawn itself): "
+          + "; ".join(parts) + f"; listening at {prev:.0f} ms.")
+        w("")
     top = su.get("importtime_top") or []
     if top:
         w("Heaviest imports under `import aiipython` (`-X importtime`, cumulative): "

@@ -34,6 +34,9 @@ function modulesDir(from) {
   }
 }
 const MODULES = modulesDir(values.app);
+// As server.mjs: the install's start-up bundles first (prebundle.mjs), when it has them.
+const prebundle = join(values.app, "node_gateway", "prebundle.mjs");
+if (existsSync(prebundle)) (await import(pathToFileURL(prebundle).href)).usePrebundled({ root: dirname(MODULES) });
 
 /** The file a package's `exports[subpath]` (import condition) points at, as a file: URL. */
 function entry(pkg, subpath = ".") {

@@ -236,6 +236,32 @@ def bench_import(runs: int) -> dict[str, Any]:
 IDLE_WAIT_S = 3.0
 
 
+def spawn_phases(runs: int) -> dict[str, float]:
+    """Where a start goes: the gateway's own ``startup_phases`` debug line (ms since its process
+    started at each step of server.mjs), medians over ``runs`` starts of the installed gateway."""
+    from aiipython._node import find_node, install_gateway
+    from aiipython._settings import load_settings
+
+    settings = load_settings()
+    runtime = find_node(settings)
+    server = install_gateway(settings, runtime, progress=False).server
+    env = dict(os.environ, AIIPYTHON_GATEWAY_TOKEN="bench-phases-token", AIIPYTHON_GATEWAY_LOG_LEVEL="debug",
+               PI_OFFLINE="1", NODE_COMPILE_CACHE=str(server.parents[2] / "compile-cache"))
+    seen: list[dict[str, float]] = []
+    for _ in range(runs):
+        with subprocess.Popen([str(runtime.node), str(server)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) as proc:
+            assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
+            proc.stdout.readline()  # the readiness line
+            proc.stdin.close()
+            err = proc.stderr.read()
+            proc.wait(timeout=30)
+        for line in err.splitlines():
+            if '"startup_phases"' in line:
+                seen.append(json.loads(line)["ms_since_process_start"])
+    return {k: statistics.median(p[k] for p in seen) for k in seen[0]} if seen else {}
+
+
 def bench_spawn(runs: int) -> dict[str, Any]:
     from aiipython._gateway import start_gateway
     from aiipython._settings import load_settings
@@ -259,7 +285,8 @@ def bench_spawn(runs: int) -> dict[str, Any]:
         t = time.perf_counter()
         gw.close()
         closes.append((time.perf_counter() - t) * 1000)
-    return {"spawn_ready_ms": {"median": round(statistics.median(samples), 1), "min": round(min(samples), 1),
+    return {"phases_ms": spawn_phases(runs),
+            "spawn_ready_ms": {"median": round(statistics.median(samples), 1), "min": round(min(samples), 1),
                                "max": round(max(samples), 1), "samples": [round(v, 1) for v in samples]},
             "rss_mb_at_ready": {"median": round(statistics.median(rss), 1), "samples": [round(v, 1) for v in rss]},
             "rss_mb_idle": {"median": round(statistics.median(idle_rss), 1), "samples": [round(v, 1) for v in idle_rss],
