@@ -165,6 +165,7 @@ export class PiCaller {
     const model = started.model;
     const sse = new SseWriter(reply);
     let begun = false; // pi's start event seen (held back: it goes out with the first content)
+    let contentSent = false; // the first delta has been flushed
     const writeAll = (list) => {
       let pending = null;
       for (const frame of list) pending = sse.write(frame) ?? pending;
@@ -187,9 +188,8 @@ export class PiCaller {
           writeAll(frames.failed(err, ev));
           break;
         }
-        const first = !sse.opened;
         let pending = null;
-        if (first) {
+        if (!sse.opened) {
           sse.open();
           pending = writeAll(frames.opening());
         }
@@ -198,9 +198,13 @@ export class PiCaller {
           break;
         }
         pending = writeAll(frames.next(ev)) ?? pending;
-        // Headers, the opening frames and the first content frame leave at once (time to first
-        // token); later bursts wait for the next tick to share one socket write.
-        if (first) sse.flush();
+        // Headers, the opening frames, the block's start and its first delta leave in one socket
+        // write the moment that delta exists (time to first token); later bursts wait for the
+        // next tick to share one write.
+        if (!contentSent && ev.type.endsWith("_delta")) {
+          contentSent = true;
+          sse.flush();
+        }
         if (pending) await pending;
       }
       if (!sse.opened) {
