@@ -654,6 +654,18 @@ def page(d: dict[str, Any], imgs: dict[str, str]) -> str:
         from bench_v1 import report as v1_report
 
         L.extend(v1_report(d["v1"]))
+        paths = (d.get("per_call") or {}).get("paths") or {}
+        if "a_inprocess_adapter" in paths and "floor_httpx_upstream" in paths:
+            a = paths["a_inprocess_adapter"]["median_of_round_medians"]
+            floor = paths["floor_httpx_upstream"]["median_of_round_medians"]
+            L.append(f"- **The floor under the ratio** (section 1, same run): any bridge that calls pi spends at least the "
+                     f"client's own round trip (httpx → a trivial server: {floor:.3f} ms, what `direct` costs) plus pi's "
+                     f"call to the upstream, which in Node with no HTTP in front of it takes {a:.3f} ms (path (a): "
+                     f"resolve, convert, pi's OpenAI SDK call over fetch). So the gateway/direct ratio cannot go below "
+                     f"about 1 + {a:.3f} / {floor:.3f} = **{1 + a / floor:.2f}×** without making pi's own call faster; "
+                     f"the {d['v1']['targets']['ratio_max']}× target needs pi's call to cost no more than the client's "
+                     f"direct one. What is ours above that floor is the HTTP hop (section 1's hop parts).")
+            L.append("")
     ta = d.get("typed_api")
     if ta:  # scripts/bench_api.py
         w("## Typed Python API (`aiipython.complete`)")
