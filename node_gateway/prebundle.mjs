@@ -88,6 +88,7 @@ export async function prebundle(root, { packages = PREBUNDLED } = {}) {
       const relativeUse = files.find((f) => !reviewed.includes(relative(dir, f)) && FILE_RELATIVE.test(readFileSync(f, "utf8")));
       if (relativeUse) throw new Error(`${relative(dir, relativeUse)} looks up files relative to itself`);
       const entries = entryPoints(dir, meta);
+      if (format === "cjs" && Object.keys(entries).length > 1) throw new Error("CommonJS with several entry points: not bundled");
       const names = Object.fromEntries(Object.keys(entries).map((sub) => [sub, sub === "." ? "index" : sub.slice(2).replaceAll("/", "__")]));
       const outdir = join(tmp, name);
       const ext = format === "esm" ? ".mjs" : ".cjs";
@@ -103,7 +104,6 @@ export async function prebundle(root, { packages = PREBUNDLED } = {}) {
         outExtension: { ".js": ext },
         logLevel: "silent",
       });
-      if (format === "cjs" && Object.keys(entries).length > 1) throw new Error("CommonJS with several entry points: not bundled");
       for (const [sub, file] of Object.entries(entries)) {
         manifest.files[pathToFileURL(file).href] = pathToFileURL(join(out, name, names[sub] + ext)).href;
       }
