@@ -241,6 +241,7 @@ def spawn_phases(runs: int) -> dict[str, float]:
     started at each step of server.mjs), medians over ``runs`` starts of the installed gateway."""
     from aiipython._node import find_node, install_gateway
     from aiipython._settings import load_settings
+    from aiipython._sidecar import Sidecar
 
     settings = load_settings()
     runtime = find_node(settings)
@@ -249,16 +250,19 @@ def spawn_phases(runs: int) -> dict[str, float]:
                PI_OFFLINE="1", NODE_COMPILE_CACHE=str(server.parents[2] / "compile-cache"))
     seen: list[dict[str, float]] = []
     for _ in range(runs):
-        with subprocess.Popen([str(runtime.node), str(server)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) as proc:
-            assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
-            proc.stdout.readline()  # the readiness line
-            proc.stdin.close()
-            err = proc.stderr.read()
-            proc.wait(timeout=30)
-        for line in err.splitlines():
-            if '"startup_phases"' in line:
-                seen.append(json.loads(line)["ms_since_process_start"])
+        got = threading.Event()
+
+        def line(text: str, got: threading.Event = got) -> None:
+            if '"startup_phases"' in text:
+                seen.append(json.loads(text)["ms_since_process_start"])
+                got.set()
+
+        child = Sidecar("gateway (phases)", [str(runtime.node), str(server)], env=env, on_stderr=line)
+        try:
+            child.start(timeout=60)
+            got.wait(timeout=10)  # logged before the readiness line; the reader thread may lag it
+        finally:
+            child.close()
     return {k: statistics.median(p[k] for p in seen) for k in seen[0]} if seen else {}
 
 
