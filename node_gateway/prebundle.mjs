@@ -165,7 +165,13 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.stderr.write("usage: node prebundle.mjs <install root with node_modules>\n");
     process.exit(2);
   }
-  const result = await prebundle(root);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+  try {
+    process.stdout.write(`${JSON.stringify(await prebundle(root))}\n`);
+  } catch (err) {
+    // The reason alone, on one line: the installer records it, and a stack trace's tail would
+    // push the reason itself out of what it keeps.
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
 }
 

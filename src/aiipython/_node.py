@@ -318,7 +318,7 @@ def _prebundle(runtime: NodeRuntime, src: Path, root: Path) -> dict[str, object]
                 if summary.get("skipped"):
                     logger.warning("gateway start-up bundles: skipped %s", summary["skipped"])
                 return summary
-        why = f"{script.name} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-500:]}"
+        why = f"{script.name} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:500]}"
     logger.warning("gateway start-up bundles were not built (the gateway starts about 0.3 s slower): %s", why)
     return {"error": why}
 
