@@ -102,3 +102,15 @@ def test_dspy_and_litellm_errors_are_one_line_naming_the_fix(make, code: int, fi
 def test_other_exceptions_are_not_swallowed() -> None:
     result = CliRunner().invoke(_raising(KeyError("ours")), ["fail"])
     assert isinstance(result.exception, KeyError)
+
+
+def test_the_models_table_says_unknown_for_a_model_without_a_price(capsys: pytest.CaptureFixture[str]) -> None:
+    """A listing with no ``cost`` is an unknown price, not a free model: never "0 / 0"."""
+    from aiipython._cli import _models_table
+
+    row = {"provider": "p", "id": "m", "context_window": 1000, "max_tokens": 10, "input": ["text"],
+           "available": True, "default": False}
+    _models_table([dict(row, id="priced", cost={"input": 3, "output": 15}), dict(row, id="unpriced")], False)
+    lines = {line.split("│")[1].strip(): line for line in capsys.readouterr().out.splitlines() if "p/" in line}
+    assert "3 / 15" in lines["p/priced"] and "unknown" in lines["p/unpriced"]
+    assert "0 / 0" not in lines["p/unpriced"]

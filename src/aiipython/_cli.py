@@ -299,11 +299,13 @@ def _models_table(rows: list[dict[str, Any]], available: bool) -> None:
         table.add_column(col, justify="right" if col in ("context", "max out") else "left", no_wrap=not wide,
                          min_width=None if wide else len(col))
     for m in rows:
-        cost = m.get("cost") or {}
+        cost = m.get("cost")
+        price = (f"{cost.get('input', 0):g} / {cost.get('output', 0):g}" if isinstance(cost, dict)
+                 else "unknown")  # no price listed: unknown, never "0 / 0" (free)
         cells = {"name": str(m.get("name", "")), "context": f"{m.get('context_window', 0):,}",
                  "max out": f"{m.get('max_tokens', 0):,}", "reasoning": "yes" if m.get("reasoning") else "",
                  "input": ",".join(m.get("input", [])),
-                 "$ in/out per 1M": f"{cost.get('input', 0):g} / {cost.get('output', 0):g}",
+                 "$ in/out per 1M": price,
                  "available": "yes" if m.get("available") else "", "default": "default" if m["default"] else ""}
         table.add_row(f"{m['provider']}/{m['id']}", *(cells[c] for c in columns))
     console.print(table)
