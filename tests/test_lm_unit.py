@@ -523,3 +523,43 @@ def test_bounded_schema_fits_the_budget_and_keeps_closed_fields():
     assert out["properties"]["code"] == {"type": "string", "maxLength": 3}
     assert out["properties"]["n"] == {"type": "integer"} and out["required"] == schema["required"]
     assert "maxLength" not in schema["properties"]["a"]  # a copy
+
+
+class _SlowListingClient(FakeClient):
+    """``GET /models`` (the first backend choice) waits until the event loop has run another task."""
+
+    __hash__ = object.__hash__  # the typed API caches its choice per client (a weak key)
+
+    def __init__(self, loop_ran: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.loop_ran = loop_ran
+        self.loop_was_free: list[bool] = []
+
+    def list_models(self) -> dict[str, Any]:
+        self.loop_was_free.append(self.loop_ran.wait(10))  # False: the loop was blocked by this call
+        return super().list_models()
+
+
+@pytest.mark.parametrize("twin", ["acomplete", "astream"])
+async def test_the_async_twins_choose_the_backend_without_blocking_the_event_loop(twin: str) -> None:
+    """The first call for a model reads the gateway's listing (and may start the gateway): on the
+    event loop's own thread that would stall every other task for about a second."""
+    import asyncio
+    import threading
+
+    import aiipython
+
+    loop_ran = threading.Event()
+    client = _SlowListingClient(loop_ran, replies=[message(text("done"))], streams=[chat_frames("done")])
+
+    async def other_task() -> None:
+        await asyncio.sleep(0)
+        loop_ran.set()
+
+    other = asyncio.create_task(other_task())
+    if twin == "acomplete":
+        reply = await aiipython.acomplete("fake/m", "hi", client=client)  # type: ignore[arg-type]
+    else:
+        reply = await aiipython.astream("fake/m", "hi", client=client).result()  # type: ignore[arg-type]
+    await other
+    assert reply.text == "done" and client.loop_was_free == [True]

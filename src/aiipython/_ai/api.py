@@ -12,13 +12,14 @@ argument (a context that is not a :class:`Context` or ``str``, options that are 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from .. import _errors as E
-from .backends import resolve
-from .events import Assembler, AssistantMessageEventStream, AsyncAssistantMessageEventStream
+from .backends import aresolve, resolve
+from .events import Assembler, AssistantMessageEvent, AssistantMessageEventStream, AsyncAssistantMessageEventStream
 from .types import AssistantMessage, Context, SimpleStreamOptions, StreamOptions, ThinkingLevel, user
 
 if TYPE_CHECKING:
@@ -143,21 +144,38 @@ def quick(prompt: str, model: str | None = None, *, system: str | None = None, t
 
 async def acomplete(model: str | None, context: Context | str, options: StreamOptions | None = None, *,
                     backend: str | None = None, client: PiGatewayClient | None = None) -> AssistantMessage:
-    """Async :func:`complete` (same result and errors)."""
+    """Async :func:`complete` (same result and errors). The first call for a model chooses its
+    backend in a worker thread (it may start the gateway), so the event loop is never blocked."""
     checked, opts = _context(context), _options(options)
-    chosen, name = resolve(model, backend, client)
+    chosen, name = await aresolve(model, backend, client)
     return await chosen.acomplete(name, checked, opts)
 
 
 def astream(model: str | None, context: Context | str, options: StreamOptions | None = None, *,
             backend: str | None = None,
             client: PiGatewayClient | None = None) -> AsyncAssistantMessageEventStream:
-    """Async :func:`stream`: ``async for event in astream(...)``, or ``await ....result()``."""
+    """Async :func:`stream`: ``async for event in astream(...)``, or ``await ....result()``.
+
+    A bad ``context`` or ``options`` raises here, as in :func:`stream`. The backend is chosen when
+    iteration starts, in a worker thread (the first call may start the gateway, about a second),
+    so the event loop is never blocked, and an unknown model raises there (as :func:`complete`).
+    """
     checked, opts = _context(context), _options(options)
-    chosen, name = resolve(model, backend, client)
-    assembler = _assembler(name)
-    events = chosen.astream(name, checked, opts, assembler)
-    return AsyncAssistantMessageEventStream(events, lambda: assembler.error(None, aborted=True))
+    current = [_assembler(model or "")]  # replaced once the backend names the model
+
+    async def events() -> AsyncIterator[AssistantMessageEvent]:
+        chosen, name = await aresolve(model, backend, client)
+        current[0] = assembler = _assembler(name)
+        inner = chosen.astream(name, checked, opts, assembler)
+        try:
+            async for event in inner:
+                yield event
+        finally:  # leaving early must close the inner stream too: it aborts the upstream call
+            aclose = getattr(inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    return AsyncAssistantMessageEventStream(events(), lambda: current[0].error(None, aborted=True))
 
 
 async def acomplete_simple(model: str | None, context: Context | str, options: SimpleStreamOptions | None = None,

@@ -9,8 +9,10 @@ one with ``make_lm``'s rule (``_factory.choose_backend``), once per model and se
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -208,15 +210,29 @@ _default: dict[tuple[Any, ...], tuple[Backend, str]] = {}
 _cache_lock = threading.Lock()
 
 
+def _key(model: str | None, backend: str | None) -> tuple[str | None, ...]:
+    return (model, backend, os.environ.get("AIIPYTHON_LM_BACKEND"), os.environ.get("AIIPYTHON_MODEL"))
+
+
+async def aresolve(model: str | None, backend: str | None,
+                   client: PiGatewayClient | None) -> tuple[Backend, str]:
+    """:func:`resolve` for the async twins: a decision not yet made (it may start the gateway
+    and read ``GET /models``, about a second the first time) runs in a worker thread, so the
+    event loop keeps serving other tasks meanwhile; a decided one is returned at once."""
+    cache = _default if client is None else _by_client.get(client)
+    found = cache.get(_key(model, backend)) if cache is not None else None
+    if found is not None:
+        return found
+    return await asyncio.to_thread(resolve, model, backend, client)
+
+
 def resolve(model: str | None, backend: str | None, client: PiGatewayClient | None) -> tuple[Backend, str]:
     """(the backend, the model name on it) by ``make_lm``'s rule (``_factory.choose_backend``).
 
     Decided once per (model, backend, ``AIIPYTHON_LM_BACKEND``, ``AIIPYTHON_MODEL``, client) and
     process, as ``make_lm`` decides once per LM; a fallback to LiteLLM logs one warning.
     """
-    import os
-
-    key = (model, backend, os.environ.get("AIIPYTHON_LM_BACKEND"), os.environ.get("AIIPYTHON_MODEL"))
+    key = _key(model, backend)
     cache = _default if client is None else _by_client.get(client)
     found = cache.get(key) if cache is not None else None
     if found is not None:
