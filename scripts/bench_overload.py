@@ -8,7 +8,8 @@ Three measurements against the canned upstream of ``scripts/bench_upstream.mjs``
    ``Retry-After`` (counted per response by the Lua script), no timeouts, and ``/health`` latency
    sampled meanwhile from a keep-alive connection. Target: ``/health`` p99 < 20 ms.
 3. **workers** - wrk at concurrency 32 against a one-worker and a two-worker gateway, alternating
-   passes in the same run; the ratio of the medians. Target >= 1.7x. Idle RSS of each process.
+   passes in the same run; the ratio of the medians. Target >= 1.7x. Idle RSS of each process, and
+   the CPU each party uses per pass (gateway processes, upstream, wrk), which bounds the ratio.
 
 Usage: ``scripts/bench --only overload [--quick]`` runs this alone (prints the figures);
 ``scripts/bench`` runs it after the main bench with ``--merge docs/benchmarks.json``, which adds an
@@ -145,6 +146,53 @@ def group_rss_mb(pid: int) -> dict[str, float]:
     return rss
 
 
+def cpu_during(run: Any, gateway_pid: int, upstream_pid: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``run()``'s result and the CPU each party used meanwhile, in cores (CPU seconds / wall
+    seconds): the gateway per process (its helper threads included: GC, libuv), the canned
+    upstream, and wrk (this process's waited children, which is wrk alone here)."""
+    import resource
+
+    import psutil
+
+    def group() -> dict[int, float]:
+        top = psutil.Process(gateway_pid)
+        return {p.pid: sum(p.cpu_times()[:2]) for p in [top, *top.children(recursive=True)]}
+
+    def children() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    up = psutil.Process(upstream_pid)
+    g0, u0, w0, t0 = group(), sum(up.cpu_times()[:2]), children(), time.monotonic()
+    res = run()
+    g1, u1, w1, wall = group(), sum(up.cpu_times()[:2]), children(), time.monotonic() - t0
+    per = {("primary" if pid == gateway_pid and len(g1) > 1 else "gateway" if pid == gateway_pid else
+            f"worker {i}"): round((t - g0.get(pid, 0.0)) / wall, 3) for i, (pid, t) in enumerate(g1.items())}
+    return res, {"gateway": per, "upstream": round((u1 - u0) / wall, 3), "wrk": round((w1 - w0) / wall, 3),
+                 "wall_s": round(wall, 2)}
+
+
+def cpu_summary(cpu: dict[str, list[dict[str, Any]]], ncpu: int, rps_one: float) -> dict[str, Any]:
+    """Median cores used per party and pass kind, the CPU milliseconds a request costs in all
+    (gateway + upstream + wrk) with one worker, and the ceiling that puts on two workers: with
+    every core busy, ncpu / (CPU per request) requests/s, over the one-worker figure."""
+    out: dict[str, Any] = {}
+    for name, passes in cpu.items():
+        gw_cores = statistics.median(sum(p["gateway"].values()) for p in passes)
+        out[name] = {"gateway_cores": round(gw_cores, 2),
+                     "gateway_per_process": passes[len(passes) // 2]["gateway"],
+                     "upstream_cores": round(statistics.median(p["upstream"] for p in passes), 2),
+                     "wrk_cores": round(statistics.median(p["wrk"] for p in passes), 2)}
+        out[name]["total_cores"] = round(out[name]["gateway_cores"] + out[name]["upstream_cores"]
+                                         + out[name]["wrk_cores"], 2)
+    one = out["workers=1"]
+    ms_per_request = one["total_cores"] / rps_one * 1000 if rps_one else None
+    out["cpu_ms_per_request_one_worker"] = round(ms_per_request, 3) if ms_per_request else None
+    if ms_per_request:
+        out["ceiling_ratio"] = round(ncpu / (ms_per_request / 1000) / rps_one, 2)
+    return out
+
+
 def has_v1(gw: Any) -> bool:
     parts = urlsplit(gw.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
@@ -204,12 +252,17 @@ def main() -> int:
         results["idle_rss_mb"]["workers=2"] = group_rss_mb(multi.pid)
         wrk(multi.url + "/lm/complete", multi.token, body, 32, 3 if q else 8, tmp)
         runs: dict[str, list[float]] = {"workers=1": [], "workers=2": []}
+        cpu: dict[str, list[dict[str, Any]]] = {"workers=1": [], "workers=2": []}
         for _ in range(passes):
             for name, gw in (("workers=1", single), ("workers=2", multi)):
-                runs[name].append(wrk(gw.url + "/lm/complete", gw.token, body, 32, tput_s, tmp)["rps"])
+                res, used = cpu_during(lambda gw=gw: wrk(gw.url + "/lm/complete", gw.token, body, 32, tput_s, tmp),
+                                       gw.pid, upstream.info["pid"])
+                runs[name].append(res["rps"])
+                cpu[name].append(dict(used, requests=res["requests"]))
         med = {k: statistics.median(v) for k, v in runs.items()}
         results["workers_c32"] = {"rps": runs, "median_rps": med,
-                                  "ratio": round(med["workers=2"] / med["workers=1"], 2)}
+                                  "ratio": round(med["workers=2"] / med["workers=1"], 2),
+                                  "cpu": cpu_summary(cpu, os.cpu_count() or 1, med["workers=1"])}
     finally:
         for gw in gateways:
             gw.close()
@@ -250,6 +303,32 @@ def report(d: dict[str, Any]) -> list[str]:
                f"on {d['cpus']} CPUs. Idle RSS: " + "; ".join(
                    f"{k}: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in v.items())
                    for k, v in d["idle_rss_mb"].items()) + ".")
+    c = w.get("cpu")
+    if c:
+        one, two = c["workers=1"], c["workers=2"]
+        out += ["", "Where the cores go (CPU seconds per wall second, median pass; the gateway's figure includes "
+                "its helper threads: GC, libuv):", "",
+                "| pass | gateway | per process | canned upstream | wrk | total (of "
+                f"{d['cpus']}) |", "|---|---|---|---|---|---|"]
+        for name, x in (("workers=1", one), ("workers=2", two)):
+            procs = ", ".join(f"{k} {v:.2f}" for k, v in x["gateway_per_process"].items())
+            out.append(f"| {name} | {x['gateway_cores']:.2f} | {procs} | {x['upstream_cores']:.2f} | "
+                       f"{x['wrk_cores']:.2f} | {x['total_cores']:.2f} |")
+        if c.get("ceiling_ratio"):
+            out += ["", f"One request costs {c['cpu_ms_per_request_one_worker']:.2f} ms of CPU in all with one worker "
+                    f"(gateway {one['gateway_cores'] / med['workers=1'] * 1000:.2f} ms, of which the main thread "
+                    "at most 1 core's worth; upstream and wrk the rest), and the load generator and the upstream "
+                    f"run on the same {d['cpus']} cores. With every core busy that allows at most "
+                    f"{d['cpus']} / {c['cpu_ms_per_request_one_worker']:.2f} ms = "
+                    f"{d['cpus'] / c['cpu_ms_per_request_one_worker'] * 1000:,.0f} req/s, so on this machine two "
+                    f"workers can reach at most **{c['ceiling_ratio']}×** one worker (measured {w['ratio']}×): "
+                    "with one worker its main thread is the one saturated core, so everything else a request "
+                    "costs (the gateway's helper threads, the upstream, wrk) is extra, here "
+                    f"{max(one['total_cores'] - 1, 0):.0%} of a core per saturated core, and 1.7× needs it "
+                    f"under {2 / 1.7 - 1:.0%}: a machine where the load generator and the upstream do not share "
+                    "the gateway's cores."]
+    out.append("")
+    return out
     out.append("")
     return out
 
